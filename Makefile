@@ -1,0 +1,62 @@
+# instructmill: `make demo` builds the bundled samples, `make test` runs the tests.
+# Both create .venv on first use (Python 3.10+, Java 17+ on PATH or JAVA_HOME).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# promptsource's own renderer, in its own venv, as the reference the tests compare against.
+REF    ?= .venv-ref
+REF_STAMP := $(REF)/.installed
+OUT    ?= out/demo
+
+.PHONY: demo test lint format dist venv reference-venv cluster-demo bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+reference-venv: $(REF_STAMP)
+
+$(REF_STAMP):
+	@test -x $(REF)/bin/python || $(PYTHON) -m venv $(REF)
+	$(REF)/bin/python -m pip install --quiet --disable-pip-version-check \
+		--no-deps --ignore-requires-python promptsource==0.2.3
+	$(REF)/bin/python -m pip install --quiet --disable-pip-version-check \
+		'jinja2>=3.1,<4' 'pyyaml>=6,<7' 'pandas<3' 'setuptools<81'
+	@touch $(REF_STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/instructmill build --conf conf/demo.yaml --output $(OUT)
+	@echo "report: $(OUT)/_manifest.json"
+
+test: $(STAMP) $(REF_STAMP) lint
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+dist: $(STAMP)
+	$(PY) -m jobs.dist dist/instructmill.zip
+
+# The demo on a standalone Spark cluster (master + worker on loopback), through spark-submit.
+cluster-demo: dist
+	$(PY) -m jobs.local_cluster -- $(VENV)/bin/spark-submit --py-files dist/instructmill.zip \
+		--conf spark.pyspark.python=$(abspath $(PY)) \
+		--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)" \
+		jobs/build.py --conf conf/demo.yaml --output out/cluster-demo
+
+bench: $(STAMP)
+	$(PY) bench/build_throughput.py
+
+clean:
+	rm -rf out dist spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache

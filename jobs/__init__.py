@@ -1,0 +1,1 @@
+"""Spark side of instructmill: session, config, readers, stages, writers and entry points."""

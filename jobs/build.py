@@ -1,0 +1,255 @@
+"""The build job: sources -> rendered pairs -> partitioned Parquet + rejects + manifest.
+
+Run it as ``instructmill build``, ``python -m jobs.build`` or ``spark-submit jobs/build.py``;
+all three take the same arguments.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `spark-submit jobs/build.py`: make `jobs`/`udfs` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from datetime import date, datetime, timezone
+from functools import reduce
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import manifest as manifests
+from jobs.config import ConfigError, RunPlan, load_plan
+from jobs.readers import read_source
+from jobs.render import render_stage, with_source_metadata
+from jobs.schema import messages_column, select_output, select_rejects
+from jobs.session import JavaMissingError, build_session
+from jobs.writer import LOAD_DATE, remove_stale_partitions, write_partitioned
+from udfs.records import stable_hash
+
+log = logging.getLogger("instructmill")
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+EXIT_UNRECONCILED = 3
+
+
+def add_build_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--conf", required=True, help="pipeline YAML file")
+    parser.add_argument("--output", help="output folder or URI (overrides the conf's `output`)")
+    parser.add_argument("--master", help="Spark master URL (default: local[*], or spark-submit's)")
+    parser.add_argument(
+        "--run-date",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD: a scheduled load; sets load_date and replaces exactly that date",
+    )
+    return parser
+
+
+def run_context(plan: RunPlan, run_date: date | None) -> dict[str, Any]:
+    started = datetime.now(timezone.utc)
+    config_hash = stable_hash(str(plan.describe()), digest_size=4)
+    return {
+        "run_id": f"{started:%Y%m%dT%H%M%SZ}-{config_hash}",
+        "started": started.isoformat(timespec="seconds"),
+        "run_date": run_date.isoformat() if run_date else None,
+        "load_date": (run_date or started.date()).isoformat(),
+    }
+
+
+def render_sources(spark: SparkSession, plan: RunPlan) -> DataFrame:
+    """Every source read and rendered, unioned into one frame of rows and rejects."""
+    frames = [
+        read_source(spark, source)
+        .transform(render_stage(source.render))
+        .transform(with_source_metadata(source))
+        for source in plan.sources
+    ]
+    return reduce(DataFrame.unionByName, frames)
+
+
+def with_run_columns(run: dict[str, Any]) -> Any:
+    def stage(frame: DataFrame) -> DataFrame:
+        return frame.select(
+            "*",
+            F.lit(run["load_date"]).cast("date").alias(LOAD_DATE),
+            F.lit(run["run_id"]).alias("run_id"),
+        )
+
+    return stage
+
+
+def accepted_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(F.col("reason").isNull()).select("*", messages_column().alias("messages"))
+
+
+def rejected_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(F.col("reason").isNotNull())
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def lap(self) -> float:
+        now = time.perf_counter()
+        elapsed, self.start = now - self.start, now
+        return elapsed
+
+
+def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[str, Any]:
+    clock = Stopwatch()
+    total_clock = Stopwatch()
+    dated = run["run_date"] is not None
+    data_path = f"{plan.output.rstrip('/')}/data"
+    rejects_path = f"{plan.output.rstrip('/')}/rejects"
+    data_partitions = [LOAD_DATE, *plan.partition_by] if dated else list(plan.partition_by)
+    reject_partitions = [LOAD_DATE, "source"] if dated else ["source"]
+    load_date = date.fromisoformat(run["load_date"])
+
+    read = manifests.count_read(spark, plan)
+    log.info(
+        "read: %s records from %d sources (%.1fs)",
+        f"{sum(read.values()):,}",
+        len(read),
+        clock.lap(),
+    )
+
+    rendered = render_sources(spark, plan).transform(with_run_columns(run))
+    rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        outcome = manifests.count_by(rendered.select(F.col("reason").isNull().alias("ok")), "ok")
+        n_ok, n_rejected = outcome.get((True,), 0), outcome.get((False,), 0)
+        log.info(
+            "render: %s rows, %s rejected (%.1fs)", f"{n_ok:,}", f"{n_rejected:,}", clock.lap()
+        )
+
+        write_partitioned(
+            rendered.transform(accepted_rows).transform(select_output),
+            data_path,
+            data_partitions,
+            n_ok,
+            plan.rows_per_file,
+            plan.compression,
+            dynamic=dated,
+        )
+        write_partitioned(
+            rendered.transform(rejected_rows).transform(select_rejects),
+            rejects_path,
+            reject_partitions,
+            n_rejected,
+            plan.rows_per_file,
+            plan.compression,
+            dynamic=dated,
+        )
+    finally:
+        rendered.unpersist()
+    if dated:
+        for folder in remove_stale_partitions(spark, data_path, load_date, run["run_id"]) + (
+            remove_stale_partitions(spark, rejects_path, load_date, run["run_id"])
+        ):
+            log.info("write: removed stale partition %s", folder)
+    log.info("write: %s (%.1fs)", plan.output, clock.lap())
+
+    written = manifests.count_on_disk(
+        spark, data_path, "data", data_partitions, run["run_id"], ("source", "template_id")
+    )
+    rejected = manifests.count_on_disk(
+        spark,
+        rejects_path,
+        "rejects",
+        reject_partitions,
+        run["run_id"],
+        ("source", "template_id", "reason"),
+    )
+    run = {
+        **run,
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(total_clock.lap(), 3),
+        "spark": {
+            "master": spark.sparkContext.master,
+            "app_id": spark.sparkContext.applicationId,
+            "version": spark.version,
+        },
+        "output": {
+            "data": data_path,
+            "rejects": rejects_path,
+            "partition_by": data_partitions,
+            "rejects_partition_by": reject_partitions,
+        },
+    }
+    manifest = manifests.build_manifest(plan, run, read, written, rejected)
+    paths = manifests.write_manifest(spark, plan.output, manifest)
+    log.info(
+        "manifest: %s written, %s rejected, reconciled=%s -> %s",
+        f"{manifest['totals']['written']:,}",
+        f"{manifest['totals']['rejected']:,}",
+        manifest["totals"]["reconciled"],
+        paths[0],
+    )
+    return manifest
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s instructmill %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_build_arguments(
+        argparse.ArgumentParser(prog="instructmill build", description=__doc__)
+    )
+    args = parser.parse_args(argv)
+    return build_command(args)
+
+
+def build_command(args: argparse.Namespace) -> int:
+    configure_logging()
+    try:
+        plan = load_plan(args.conf, args.output)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    log.info(
+        "plan: %d sources, %d templates -> %s",
+        len(plan.sources),
+        sum(len(s.render.templates) for s in plan.sources),
+        plan.output,
+    )
+    run = run_context(plan, args.run_date)
+    try:
+        spark = build_session(f"instructmill build {run['run_id']}", args.master, plan.spark_conf)
+    except JavaMissingError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        manifest = run_build(spark, plan, run)
+    except Exception as exc:
+        log.exception(
+            "build failed: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0]
+        )
+        return EXIT_FAILED
+    finally:
+        spark.stop()
+    print()
+    print(manifests.summary_table(manifest))
+    print(f"\nrun {manifest['run_id']}: data in {manifest['output']['data']}")
+    print(f"manifest: {plan.output.rstrip('/')}/{manifests.MANIFEST_NAME}")
+    problems = manifests.unreconciled(manifest)
+    if problems:
+        print("counts do not reconcile:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return EXIT_UNRECONCILED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The `instructmill` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from jobs import build
+
+
+def _check_command(args: argparse.Namespace) -> int:
+    from jobs.config import ConfigError, load_plan
+
+    try:
+        plan = load_plan(args.conf, args.output)
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return build.EXIT_CONFIG
+    for source in plan.sources:
+        print(
+            f"{source.name}: {source.format}, {len(source.paths)} path(s), "
+            f"{len(source.render.templates)} template(s), task {source.task}/{source.task_cluster}"
+        )
+    print(f"ok: {len(plan.sources)} sources -> {plan.output}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="instructmill", description="Build instruction-tuning data from supervised datasets."
+    )
+    commands = root.add_subparsers(dest="command", required=True)
+    build.add_build_arguments(
+        commands.add_parser("build", help="render every source and write partitioned Parquet")
+    ).set_defaults(handler=build.build_command)
+    check = commands.add_parser("check", help="validate the config and compile every template")
+    check.add_argument("--conf", required=True)
+    check.add_argument("--output")
+    check.set_defaults(handler=_check_command)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Small file operations through Hadoop's FileSystem, so the same code writes the manifest and
+cleans partitions on local disk, HDFS, S3 or GCS: whatever the output URI names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+
+def _fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _fs(spark, path)
+    return bool(fs.exists(hadoop_path))
+
+
+def delete(spark: SparkSession, path: str) -> bool:
+    fs, hadoop_path = _fs(spark, path)
+    return bool(fs.delete(hadoop_path, True))
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    fs, hadoop_path = _fs(spark, path)
+    stream = fs.create(hadoop_path, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    fs, hadoop_path = _fs(spark, path)
+    stream = fs.open(hadoop_path)
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    try:
+        data = jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
+    finally:
+        stream.close()
+    return bytes(data).decode("utf-8")
+
+
+def delete_and_prune(spark: SparkSession, path: str, stop_at: str) -> None:
+    """Delete ``path`` and then each parent left empty, up to (not including) ``stop_at``."""
+    fs, hadoop_path = _fs(spark, path)
+    fs.delete(hadoop_path, True)
+    stop = fs.makeQualified(_fs(spark, stop_at)[1]).toString().rstrip("/")
+    parent = hadoop_path.getParent()
+    while parent is not None and fs.makeQualified(parent).toString().rstrip("/") != stop:
+        if not fs.exists(parent) or len(fs.listStatus(parent)) > 0:
+            break
+        fs.delete(parent, False)
+        parent = parent.getParent()

@@ -1,0 +1,183 @@
+"""Counting and the manifest: every number comes from an aggregate, never from collected rows.
+
+``read`` is counted on the input, ``written`` and ``rejected`` on what is on disk after the
+write, so the reconciliation ``rows = written + rejected + duplicates`` (with
+``rows = read x templates per record``) checks the pipeline rather than restating it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import reduce
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import hadoop_fs
+from jobs.config import RunPlan
+from jobs.readers import read_source
+from jobs.schema import OUTPUT_SCHEMA, REJECT_SCHEMA
+
+MANIFEST_NAME = "_manifest.json"
+
+
+def count_read(spark: SparkSession, plan: RunPlan) -> dict[str, int]:
+    """Input records per source, in one job (no column is read for Parquet)."""
+    frames = [
+        read_source(spark, source).select(F.lit(source.name).alias("source"))
+        for source in plan.sources
+    ]
+    counts = reduce(DataFrame.unionByName, frames).groupBy("source").count().collect()
+    found = {row["source"]: int(row["count"]) for row in counts}
+    return {source.name: found.get(source.name, 0) for source in plan.sources}
+
+
+def count_by(frame: DataFrame, *keys: str) -> dict[tuple[Any, ...], int]:
+    """Aggregated counts; the result has one row per key combination, not per record."""
+    return {
+        tuple(row[key] for key in keys): int(row["count"])
+        for row in frame.groupBy(*keys).count().collect()
+    }
+
+
+def _read_back(
+    spark: SparkSession, path: str, schema: Any, partition_cols: list[str]
+) -> DataFrame | None:
+    if not hadoop_fs.exists(spark, path):
+        return None
+    fields = [field for field in schema.fields if field.name not in partition_cols]
+    from pyspark.sql import types as T
+
+    full = T.StructType(fields + [T.StructField(name, T.StringType()) for name in partition_cols])
+    return spark.read.schema(full).option("basePath", path).parquet(path)
+
+
+def count_on_disk(
+    spark: SparkSession,
+    path: str,
+    kind: str,
+    partition_cols: list[str],
+    run_id: str,
+    keys: tuple[str, ...],
+) -> dict[tuple[Any, ...], int]:
+    schema = OUTPUT_SCHEMA if kind == "data" else REJECT_SCHEMA
+    frame = _read_back(spark, path, schema, partition_cols)
+    if frame is None:
+        return {}
+    return count_by(frame.where(F.col("run_id") == F.lit(run_id)), *keys)
+
+
+def build_manifest(
+    plan: RunPlan,
+    run: dict[str, Any],
+    read: dict[str, int],
+    written: dict[tuple[Any, ...], int],
+    rejected: dict[tuple[Any, ...], int],
+    duplicates: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    duplicates = duplicates or {}
+    sources: dict[str, Any] = {}
+    for source in plan.sources:
+        per_template: dict[str, dict[str, int]] = {
+            spec.template_id: {"applied": 0, "rejected": 0} for spec in source.render.templates
+        }
+        by_reason: dict[str, int] = defaultdict(int)
+        for (name, template_id), count in written.items():
+            if name == source.name:
+                per_template.setdefault(template_id, {"applied": 0, "rejected": 0})["applied"] += (
+                    count
+                )
+        for (name, template_id, reason), count in rejected.items():
+            if name == source.name:
+                per_template.setdefault(template_id, {"applied": 0, "rejected": 0})["rejected"] += (
+                    count
+                )
+                by_reason[reason] += count
+        n_written = sum(t["applied"] for t in per_template.values())
+        n_rejected = sum(by_reason.values())
+        n_duplicates = duplicates.get(source.name, 0)
+        rows = read[source.name] * source.render.rows_per_record
+        sources[source.name] = {
+            "read": read[source.name],
+            "templates_per_record": source.render.rows_per_record,
+            "rows": rows,
+            "written": n_written,
+            "rejected": n_rejected,
+            "rejected_by_reason": dict(sorted(by_reason.items())),
+            "duplicates": n_duplicates,
+            "reconciled": rows == n_written + n_rejected + n_duplicates,
+            "templates": per_template,
+        }
+    totals = {
+        key: sum(entry[key] for entry in sources.values())
+        for key in ("read", "rows", "written", "rejected", "duplicates")
+    }
+    totals["reconciled"] = all(entry["reconciled"] for entry in sources.values())
+    return {**run, "config": plan.describe(), "sources": sources, "totals": totals}
+
+
+def unreconciled(manifest: dict[str, Any]) -> list[str]:
+    return [
+        f"{name}: rows {entry['rows']} != written {entry['written']} + rejected "
+        f"{entry['rejected']} + duplicates {entry['duplicates']}"
+        for name, entry in manifest["sources"].items()
+        if not entry["reconciled"]
+    ]
+
+
+def write_manifest(spark: SparkSession, output: str, manifest: dict[str, Any]) -> list[str]:
+    text = json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    latest = f"{output.rstrip('/')}/{MANIFEST_NAME}"
+    history = f"{output.rstrip('/')}/_manifests/{manifest['run_id']}.json"
+    hadoop_fs.write_text(spark, latest, text)
+    hadoop_fs.write_text(spark, history, text)
+    return [latest, history]
+
+
+def summary_table(manifest: dict[str, Any]) -> str:
+    headers = ("source", "read", "rows", "written", "rejected", "duplicates", "ok", "top reject")
+    body: list[Iterable[Any]] = []
+    for name, entry in manifest["sources"].items():
+        reasons = entry["rejected_by_reason"]
+        top = max(reasons.items(), key=lambda kv: kv[1]) if reasons else None
+        body.append(
+            (
+                name,
+                entry["read"],
+                entry["rows"],
+                entry["written"],
+                entry["rejected"],
+                entry["duplicates"],
+                "yes" if entry["reconciled"] else "NO",
+                f"{top[0]} ({top[1]})" if top else "",
+            )
+        )
+    totals = manifest["totals"]
+    body.append(
+        (
+            "TOTAL",
+            totals["read"],
+            totals["rows"],
+            totals["written"],
+            totals["rejected"],
+            totals["duplicates"],
+            "yes" if totals["reconciled"] else "NO",
+            "",
+        )
+    )
+    cells = [[f"{c:,}" if isinstance(c, int) else str(c) for c in row] for row in [headers, *body]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if i in (0, len(row) - 1) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join(
+        [line(cells[0]), rule, *[line(row) for row in cells[1:-1]], rule, line(cells[-1])]
+    )

@@ -1,0 +1,78 @@
+"""The output contract: the canonical record's columns, their types and docs, and the reject row.
+
+``select`` with these lists is the schema contract at every stage boundary: a column that is not
+listed here does not reach disk, and a missing one fails the plan, not the data.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+MESSAGE = T.StructType(
+    [T.StructField("role", T.StringType(), False), T.StructField("content", T.StringType(), False)]
+)
+
+# (name, type, nullable, doc). Columns owned by later stages (language ID, dedup, split) are
+# added by those stages' issues.
+OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
+    ("id", T.StringType(), False, "hash of (source, source_key, template_id): stable across runs"),
+    ("source", T.StringType(), False, "dataset name from the registry"),
+    (
+        "source_key",
+        T.StringType(),
+        False,
+        "the record's id_field value, or 'sha:' + a hash of the record's own content",
+    ),
+    ("task", T.StringType(), False, "task name from the registry"),
+    ("task_cluster", T.StringType(), False, "task cluster (registry, else 'unassigned')"),
+    (
+        "template_id",
+        T.StringType(),
+        False,
+        "promptsource template UUID, or the .jinja path under templates/ without suffix",
+    ),
+    ("template_hash", T.StringType(), False, "hash of the template text and answer_choices"),
+    ("instruction", T.StringType(), False, "rendered input (promptsource's part before |||)"),
+    ("response", T.StringType(), False, "rendered target (promptsource's part after |||)"),
+    ("messages", T.ArrayType(MESSAGE, False), False, "the pair as chat turns: user, assistant"),
+    ("language", T.StringType(), False, "declared language (registry or record field), else 'und'"),
+    ("license", T.StringType(), False, "license from the registry"),
+    ("load_date", T.DateType(), False, "--run-date, else the run's UTC start date"),
+    ("run_id", T.StringType(), False, "the run that wrote the row"),
+)
+OUTPUT_SCHEMA = T.StructType(
+    [T.StructField(n, t, nullable) for n, t, nullable, _ in OUTPUT_COLUMNS]
+)
+COLUMN_DOCS = {name: doc for name, _, _, doc in OUTPUT_COLUMNS}
+
+REJECT_COLUMNS: tuple[tuple[str, T.DataType, str], ...] = (
+    ("source", T.StringType(), "dataset name"),
+    ("source_key", T.StringType(), "the record's key ('raw:' + hash of the line when unparseable)"),
+    ("id", T.StringType(), "the id the row would have had"),
+    ("template_id", T.StringType(), "template the record was to be rendered with"),
+    ("stage", T.StringType(), "stage that rejected the row"),
+    ("reason", T.StringType(), "stable reason code, e.g. malformed_json, missing_field"),
+    ("detail", T.StringType(), "human-readable explanation"),
+    ("record", T.StringType(), "the source row as JSON text (the raw line for JSON Lines)"),
+    ("source_file", T.StringType(), "file the row came from"),
+    ("load_date", T.DateType(), "as for data rows"),
+    ("run_id", T.StringType(), "the run that rejected the row"),
+)
+REJECT_SCHEMA = T.StructType([T.StructField(n, t, True) for n, t, _ in REJECT_COLUMNS])
+
+
+def messages_column(instruction: str = "instruction", response: str = "response") -> Column:
+    return F.array(
+        F.struct(F.lit("user").alias("role"), F.col(instruction).alias("content")),
+        F.struct(F.lit("assistant").alias("role"), F.col(response).alias("content")),
+    )
+
+
+def select_output(frame: DataFrame) -> DataFrame:
+    return frame.select(*[F.col(name).cast(kind).alias(name) for name, kind, *_ in OUTPUT_COLUMNS])
+
+
+def select_rejects(frame: DataFrame) -> DataFrame:
+    return frame.select(*[F.col(name).cast(kind).alias(name) for name, kind, _ in REJECT_COLUMNS])

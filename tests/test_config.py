@@ -1,0 +1,135 @@
+"""Config validation: errors name the file, the key and what was expected, before Spark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs.config import ConfigError, load_plan
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    write(tmp_path / "data" / "a.jsonl", '{"id": 1, "text": "hi", "label": "pos"}\n')
+    write(tmp_path / "templates" / "sent" / "plain.jinja", "{{ text }} ||| {{ label }}\n")
+    write(
+        tmp_path / "templates" / "sent" / "templates.yaml",
+        "dataset: s\ntemplates:\n"
+        "  u-1: !Template\n    answer_choices: neg ||| pos\n    id: u-1\n"
+        "    jinja: '{{ text }} ||| {{ label }}'\n    metadata: !TemplateMetadata\n"
+        "      original_task: true\n    name: first\n    reference: ''\n"
+        "  u-2: !Template\n    answer_choices: null\n    id: u-2\n"
+        "    jinja: 'Say {{ text }} ||| {{ label }}'\n    name: second\n    reference: ''\n",
+    )
+    write(
+        tmp_path / "conf" / "datasets" / "a.yaml",
+        "name: sent_a\npath: ../../data/*.jsonl\nformat: jsonl\nid_field: id\nlanguage: en\n"
+        "task: sentiment\nlicense: MIT\ntemplates:\n  - ../../templates/sent/plain.jinja\n"
+        "  - path: ../../templates/sent/templates.yaml\n    names: [second]\n",
+    )
+    write(tmp_path / "conf" / "p.yaml", "sources: [datasets/*.yaml]\noutput: ../out\nseed: 3\n")
+    return tmp_path
+
+
+def test_valid_plan_resolves_paths_templates_and_defaults(project: Path) -> None:
+    plan = load_plan(project / "conf" / "p.yaml")
+    assert plan.output == str(project / "out")
+    assert plan.partition_by == ("language", "task_cluster")
+    (source,) = plan.sources
+    assert source.paths == (str(project / "data" / "a.jsonl"),)
+    assert [t.template_id for t in source.render.templates] == ["sent/plain", "u-2"]
+    assert source.task_cluster == "unassigned"
+    assert source.render.seed == 3 and source.render.templates_per_record == 1
+
+
+def test_output_override(project: Path, tmp_path: Path) -> None:
+    plan = load_plan(project / "conf" / "p.yaml", output_override="s3a://bucket/run")
+    assert plan.output == "s3a://bucket/run"
+
+
+def error_of(project: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_plan(project / "conf" / "p.yaml")
+    return str(caught.value)
+
+
+def test_unknown_key_names_file_key_and_allowed(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text() + "langauge: fr\n")
+    message = error_of(project)
+    assert str(reg) in message and "langauge" in message and "unknown key" in message
+    assert "language_field" in message  # the allowed keys are listed
+
+
+def test_unknown_key_in_nested_template_ref(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text().replace("names: [second]", "names: [second]\n    nmes: [x]"))
+    message = error_of(project)
+    assert "templates[1].nmes" in message and "unknown key" in message
+
+
+def test_missing_required_key(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text().replace("license: MIT\n", ""))
+    assert "license: required key is missing" in error_of(project)
+
+
+def test_wrong_value_type_in_pipeline(project: Path) -> None:
+    (project / "conf" / "p.yaml").write_text(
+        "sources: [datasets/*.yaml]\noutput: ../out\ntemplates_per_record: some\n"
+    )
+    message = error_of(project)
+    assert "p.yaml: templates_per_record" in message and "'some'" in message
+
+
+def test_bad_partition_column(project: Path) -> None:
+    (project / "conf" / "p.yaml").write_text(
+        "sources: [datasets/*.yaml]\noutput: ../out\npartition_by: [langauge]\n"
+    )
+    assert "partition_by[0]" in error_of(project)
+
+
+def test_missing_data_and_template_files(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    text = reg.read_text()
+    reg.write_text(text.replace("../../data/*.jsonl", "../../data/*.parquet"))
+    assert "path: the pattern" in error_of(project) and "matches no file" in error_of(project)
+    reg.write_text(text.replace("plain.jinja", "nope.jinja"))
+    assert "templates[0]: template file" in error_of(project)
+
+
+def test_unknown_promptsource_name_lists_available(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text().replace("names: [second]", "names: [third]"))
+    message = error_of(project)
+    assert "templates[1]" in message and "'third'" in message and "['first', 'second']" in message
+
+
+def test_template_that_does_not_compile_fails_the_plan(project: Path) -> None:
+    (project / "templates" / "sent" / "plain.jinja").write_text("{{ text ||| {{ label }}")
+    message = error_of(project)
+    assert "templates[0]" in message and "plain.jinja" in message
+
+
+def test_language_and_language_field_are_exclusive(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text() + "language_field: lang\n")
+    assert "not both" in error_of(project)
+
+
+def test_duplicate_source_names(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    write(project / "conf" / "datasets" / "b.yaml", reg.read_text())
+    assert "already used" in error_of(project)
+
+
+def test_not_yaml_mapping(project: Path) -> None:
+    (project / "conf" / "p.yaml").write_text("- just\n- a list\n")
+    assert "expected a mapping" in error_of(project)

@@ -1,0 +1,143 @@
+"""The Arrow batch renderer, without Spark: one output row per record and chosen template."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from udfs.render_batches import (
+    CORRUPT_COLUMN,
+    FILE_COLUMN,
+    JSON_TEXT_COLUMN,
+    RENDER_SCHEMA,
+    RenderPlan,
+    render_batches,
+)
+from udfs.templating import TemplateSpec
+
+NLI = TemplateSpec(
+    "nli/infer",
+    "infer",
+    "{{ premise }} => {{ hypothesis }}? ||| {{ answer_choices[label] }}",
+    "yes ||| maybe ||| no",
+)
+NLI2 = TemplateSpec("nli/short", "short", "{{ premise }} / {{ hypothesis }} ||| {{ label }}")
+
+
+def plan(**overrides: object) -> RenderPlan:
+    settings = dict(
+        source="nli_fr",
+        record_format="json_text",
+        templates=(NLI, NLI2),
+        templates_per_record=1,
+        seed=42,
+        id_field="id",
+        language="fr",
+        field_types=(("label", "int"),),
+    )
+    settings.update(overrides)
+    return RenderPlan(**settings)  # type: ignore[arg-type]
+
+
+def json_batch(lines: list[str]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {JSON_TEXT_COLUMN: lines, FILE_COLUMN: ["file:/data/x.jsonl"] * len(lines)}
+    )
+
+
+def rows(render_plan: RenderPlan, batch: pa.RecordBatch) -> list[dict[str, object]]:
+    out = list(render_batches(render_plan, [batch]))
+    assert all(b.schema.equals(RENDER_SCHEMA) for b in out)
+    return [row for b in out for row in b.to_pylist()]
+
+
+LINES = [
+    json.dumps(
+        {"id": "1", "premise": "Le chat dort.", "hypothesis": "Un animal dort.", "label": 0}
+    ),
+    '{"id": "2", "premise": "cut',
+    json.dumps({"id": "3", "premise": "P", "label": 1}),
+    json.dumps({"id": "4", "premise": "", "hypothesis": "H", "label": 1}),
+    json.dumps({"id": "5", "premise": "P", "hypothesis": "H", "label": "maybe"}),
+    json.dumps({"premise": "P", "hypothesis": "H", "label": 1}),
+]
+
+
+def test_each_record_yields_one_row_rendered_or_rejected_with_reason() -> None:
+    out = rows(plan(), json_batch(LINES))
+    assert len(out) == len(LINES)
+    by_key = {row["source_key"]: row for row in out}
+    good = by_key["1"]
+    assert good["reason"] is None and good["record"] is None
+    assert good["response"] in {"yes", "0"}
+    assert "Le chat dort." in good["instruction"]
+    assert good["language"] == "fr"
+    reasons = {row["source_key"]: row["reason"] for row in out if row["reason"]}
+    assert reasons["3"] == "missing_field"
+    assert reasons["4"] == "empty_field"
+    assert reasons["5"] == "wrong_type"
+    malformed = [row for row in out if row["reason"] == "malformed_json"]
+    assert len(malformed) == 1
+    assert malformed[0]["record"] == LINES[1]
+    assert malformed[0]["source_file"] == "file:/data/x.jsonl"
+    assert malformed[0]["source_key"].startswith("raw:")
+    missing_id = [row for row in out if row["reason"] == "missing_id"]
+    assert len(missing_id) == 1 and missing_id[0]["source_key"].startswith("sha:")
+
+
+def test_all_templates_gives_one_row_per_template_even_for_rejects() -> None:
+    out = rows(plan(templates_per_record=None), json_batch(LINES))
+    assert len(out) == 2 * len(LINES)
+    ids = [row["id"] for row in out]
+    assert len(set(ids)) == len(ids)
+    assert {row["template_id"] for row in out if row["source_key"] == "1"} == {
+        "nli/infer",
+        "nli/short",
+    }
+
+
+def test_output_is_independent_of_batching() -> None:
+    whole = rows(plan(), json_batch(LINES))
+    pieces = [r for i in range(len(LINES)) for r in rows(plan(), json_batch(LINES[i : i + 1]))]
+    assert whole == pieces
+
+
+def test_derived_keys_when_no_id_field() -> None:
+    out = rows(plan(id_field=None), json_batch([LINES[0], LINES[0].replace(" ", "  ", 1)]))
+    assert out[0]["source_key"].startswith("sha:")
+    # Same JSON value, different whitespace: same record, same key and id.
+    assert out[0]["source_key"] == out[1]["source_key"] and out[0]["id"] == out[1]["id"]
+
+
+def test_columnar_rows_with_corrupt_record_column() -> None:
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": ["1", "2"],
+            "premise": ["P", None],
+            "hypothesis": ["H", None],
+            "label": ["2", None],
+            CORRUPT_COLUMN: [None, "2,P,H,1,extra"],
+            FILE_COLUMN: ["file:/x.csv", "file:/x.csv"],
+        }
+    )
+    out = rows(plan(record_format="columns"), batch)
+    assert out[0]["reason"] is None and out[0]["response"] in {"no", "2"}
+    assert out[1]["reason"] == "malformed_row" and out[1]["record"] == "2,P,H,1,extra"
+
+
+def test_language_field_and_invalid_codes() -> None:
+    lines = [
+        json.dumps({"id": "1", "lang": "DE", "premise": "P", "hypothesis": "H", "label": 0}),
+        json.dumps({"id": "2", "lang": "German", "premise": "P", "hypothesis": "H", "label": 0}),
+        json.dumps({"id": "3", "premise": "P", "hypothesis": "H", "label": 0}),
+    ]
+    out = rows(plan(language=None, language_field="lang"), json_batch(lines))
+    assert [row["language"] for row in out] == ["de", None, "und"]
+    assert out[1]["reason"] == "invalid_language"
+
+
+def test_renames_make_fields_available_to_templates() -> None:
+    line = json.dumps({"id": "1", "sentence_a": "P", "hypothesis": "H", "label": 0})
+    out = rows(plan(renames=(("sentence_a", "premise"),)), json_batch([line]))
+    assert out[0]["reason"] is None and out[0]["instruction"].startswith("P")

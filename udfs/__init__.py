@@ -1,0 +1,1 @@
+"""Pure per-batch logic (templating, records, language ID, MinHash): never imports pyspark."""

@@ -1,0 +1,210 @@
+"""Per-record logic: decoding, stable keys and ids, declared types, template choice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+FIELD_TYPES = ("string", "int", "float", "bool", "list", "struct")
+UNDETERMINED_LANGUAGE = "und"
+_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
+_INTEGER = re.compile(r"\s*[-+]?\d+\s*")
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+class RecordError(Exception):
+    """A record that cannot be used at all; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail[:500]
+
+
+def stable_hash(*parts: str, digest_size: int = 16) -> str:
+    """Hex digest of the parts joined by a unit separator (no part may forge another's split)."""
+    joined = "\x1f".join(parts).encode("utf-8")
+    return hashlib.blake2b(joined, digest_size=digest_size).hexdigest()
+
+
+def _hash64(*parts: str) -> int:
+    return int(stable_hash(*parts, digest_size=8), 16)
+
+
+def canonical_json(value: Any) -> str:
+    """One text per value, whatever the key order: the basis of derived keys."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def derive_key(record: Mapping[str, Any]) -> str:
+    """Key for a record with no id: a hash of its own content, so it never depends on file
+    order or partitioning. Identical records get the same key (and the same ids)."""
+    return "sha:" + stable_hash(canonical_json(record))
+
+
+def record_id(source: str, source_key: str, template_id: str) -> str:
+    return stable_hash(source, source_key, template_id)
+
+
+def parse_json_line(line: str) -> dict[str, Any]:
+    if not line.strip():
+        raise RecordError(
+            "blank_line", "the line is empty; a JSON Lines file holds one object a line"
+        )
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise RecordError("malformed_json", f"{exc.msg} at column {exc.colno}") from exc
+    if not isinstance(value, dict):
+        raise RecordError(
+            "not_an_object", f"the line holds a JSON {type(value).__name__}, not an object"
+        )
+    return value
+
+
+def source_key(record: Mapping[str, Any], id_field: str | None, original: Mapping[str, Any]) -> str:
+    if id_field is None:
+        return derive_key(original)
+    value = record.get(id_field)
+    if value is None or isinstance(value, (dict, list)) or value == "":
+        raise RecordError(
+            "missing_id", f"id field {id_field!r} is missing, null, empty or not a scalar"
+        )
+    return str(value)
+
+
+def apply_renames(record: dict[str, Any], renames: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    if not renames:
+        return record
+    renamed = dict(record)
+    for old, new in renames:
+        if old in renamed:
+            renamed[new] = renamed.pop(old)
+    return renamed
+
+
+def blank_fields(record: Mapping[str, Any]) -> frozenset[str]:
+    """Top-level fields that are null or hold only whitespace."""
+    return frozenset(
+        key
+        for key, value in record.items()
+        if value is None or (isinstance(value, str) and not value.strip())
+    )
+
+
+def drop_nulls(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Null fields count as missing, so a template that needs one is rejected under
+    StrictUndefined instead of rendering the text 'None'."""
+    return {key: value for key, value in record.items() if value is not None}
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
+        return int(value)
+    raise ValueError
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError
+    number = float(value)  # ValueError for text that is not a number
+    if not math.isfinite(number) and isinstance(value, str):
+        raise ValueError
+    return number
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError
+
+
+def _to_list(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise ValueError
+
+
+def _to_struct(value: Any) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise ValueError
+
+
+_CONVERTERS = {
+    "string": _to_string,
+    "int": _to_int,
+    "float": _to_float,
+    "bool": _to_bool,
+    "list": _to_list,
+    "struct": _to_struct,
+}
+assert set(_CONVERTERS) == set(FIELD_TYPES)
+
+
+def coerce_fields(record: dict[str, Any], field_types: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """Check declared types; strings that spell the declared type exactly are converted (CSV
+    gives strings only). Absent fields are left to the template to require."""
+    if not field_types:
+        return record
+    coerced = dict(record)
+    for name, kind in field_types:
+        if name not in coerced or coerced[name] is None:
+            continue
+        value = coerced[name]
+        try:
+            coerced[name] = _CONVERTERS[kind](value)
+        except ValueError:
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise RecordError(
+                "wrong_type",
+                f"field {name!r} should be {kind}, got {type(value).__name__} {shown}",
+            ) from None
+    return coerced
+
+
+def normalise_language(value: Any, where: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return UNDETERMINED_LANGUAGE
+    code = str(value).strip().lower().replace("_", "-")
+    if not _LANGUAGE_CODE.match(code):
+        raise RecordError(
+            "invalid_language",
+            f"{where} value {str(value)[:40]!r} is not a language code like 'fr'",
+        )
+    return code
+
+
+def choose_templates(
+    seed: int, source: str, key: str, template_ids: Sequence[str], per_record: int | None
+) -> list[int]:
+    """Indices of the templates a record is rendered with: all of them in declared order, or
+    the ``per_record`` with the smallest hash of (seed, source, key, template id). The choice
+    depends on nothing but those values, and adding a template moves few records."""
+    if per_record is None or per_record >= len(template_ids):
+        return list(range(len(template_ids)))
+    ranked = sorted(
+        range(len(template_ids)),
+        key=lambda i: (_hash64(str(seed), source, key, template_ids[i]), template_ids[i]),
+    )
+    return sorted(ranked[:per_record])

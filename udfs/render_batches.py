@@ -1,0 +1,201 @@
+"""Render whole Arrow batches of one source: records in, rendered rows and rejects out.
+
+This is the body of the render stage's ``mapInArrow``; it never sees Spark, so it is tested and
+benchmarked as plain Python. Every input record yields exactly one output row per template it
+is rendered with (``templates_per_record``, or all of them): a rendered pair, or a reject with a
+reason. That is what lets the manifest reconcile read and written counts exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from udfs.records import (
+    RecordError,
+    apply_renames,
+    blank_fields,
+    canonical_json,
+    choose_templates,
+    coerce_fields,
+    derive_key,
+    drop_nulls,
+    normalise_language,
+    parse_json_line,
+    record_id,
+    source_key,
+    stable_hash,
+)
+from udfs.templating import CompiledTemplate, RenderError, TemplateSpec, compiled, render
+
+# Columns the readers add to a source frame; every other column is the record itself.
+JSON_TEXT_COLUMN = "_im_json"
+CORRUPT_COLUMN = "_im_corrupt"
+FILE_COLUMN = "_im_file"
+READER_COLUMNS = (JSON_TEXT_COLUMN, CORRUPT_COLUMN, FILE_COLUMN)
+
+RENDER_STAGE = "render"
+
+RENDER_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("source_key", pa.string(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("template_id", pa.string(), nullable=False),
+        pa.field("template_hash", pa.string(), nullable=False),
+        pa.field("language", pa.string()),
+        pa.field("instruction", pa.string()),
+        pa.field("response", pa.string()),
+        # Set on rejects only.
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("record", pa.string()),
+        pa.field("source_file", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RenderPlan:
+    """Everything a Python worker needs to render one source: small, plain, picklable."""
+
+    source: str
+    record_format: Literal["json_text", "columns"]
+    templates: tuple[TemplateSpec, ...]
+    templates_per_record: int | None  # None: every template
+    seed: int
+    id_field: str | None = None
+    language: str | None = None
+    language_field: str | None = None
+    renames: tuple[tuple[str, str], ...] = ()
+    field_types: tuple[tuple[str, str], ...] = ()
+    allow_empty: bool = False
+
+    @property
+    def rows_per_record(self) -> int:
+        if self.templates_per_record is None:
+            return len(self.templates)
+        return min(self.templates_per_record, len(self.templates))
+
+
+class _Columns:
+    def __init__(self) -> None:
+        self.data: dict[str, list[Any]] = {name: [] for name in RENDER_SCHEMA.names}
+
+    def add(self, **values: Any) -> None:
+        for name, column in self.data.items():
+            column.append(values.get(name))
+
+    def batch(self) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pydict(self.data, schema=RENDER_SCHEMA)
+
+
+def _decode(plan: RenderPlan, row: dict[str, Any]) -> dict[str, Any]:
+    """The record as stored in the source."""
+    if plan.record_format == "json_text":
+        return parse_json_line(row[JSON_TEXT_COLUMN] or "")
+    if row.get(CORRUPT_COLUMN) is not None:
+        raise RecordError("malformed_row", "the row does not parse with the file's columns")
+    return {key: value for key, value in row.items() if key not in READER_COLUMNS}
+
+
+def _raw_text(plan: RenderPlan, row: dict[str, Any]) -> str:
+    if plan.record_format == "json_text":
+        return row.get(JSON_TEXT_COLUMN) or ""
+    corrupt = row.get(CORRUPT_COLUMN)
+    if corrupt is not None:
+        return corrupt
+    return canonical_json({k: v for k, v in row.items() if k not in READER_COLUMNS})
+
+
+def _language(plan: RenderPlan, record: dict[str, Any]) -> str:
+    if plan.language_field is not None:
+        return normalise_language(record.get(plan.language_field), f"field {plan.language_field!r}")
+    return normalise_language(plan.language, "registry 'language'")
+
+
+@dataclass
+class _Prepared:
+    key: str
+    language: str | None = None
+    record: dict[str, Any] | None = None
+    blanks: frozenset[str] = frozenset()
+    failure: RecordError | None = None
+
+
+def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
+    """Decode, key, language, declared types: everything before templating."""
+    original: dict[str, Any] | None = None
+    key = ""
+    try:
+        original = _decode(plan, row)
+        record = apply_renames(original, plan.renames)
+        key = source_key(record, plan.id_field, original)
+        language = _language(plan, record)
+        record = coerce_fields(record, plan.field_types)
+    except RecordError as exc:
+        if not key:
+            # Rejects keep a key derived from what the row holds, never from its position.
+            key = (
+                derive_key(original)
+                if original is not None
+                else "raw:" + stable_hash(_raw_text(plan, row))
+            )
+        return _Prepared(key=key, failure=exc)
+    if plan.allow_empty:
+        return _Prepared(key=key, language=language, record=record)
+    return _Prepared(key, language, drop_nulls(record), blank_fields(record))
+
+
+def _render_one(template: CompiledTemplate, prepared: _Prepared, salt: str) -> tuple[str, str]:
+    assert prepared.record is not None
+    empty = sorted(template.fields & prepared.blanks)
+    if empty:
+        raise RenderError("empty_field", f"the template uses {empty}, null or blank in this record")
+    return render(template, prepared.record, salt)
+
+
+def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """One output row per (record, chosen template)."""
+    template_ids = [spec.template_id for spec in plan.templates]
+    templates = [compiled(spec) for spec in plan.templates]
+    for row in rows:
+        prepared = _prepare(plan, row)
+        chosen = choose_templates(
+            plan.seed, plan.source, prepared.key, template_ids, plan.templates_per_record
+        )
+        for index in chosen:
+            template_id = template_ids[index]
+            out = {
+                "source": plan.source,
+                "source_key": prepared.key,
+                "id": record_id(plan.source, prepared.key, template_id),
+                "template_id": template_id,
+                "template_hash": plan.templates[index].template_hash,
+                "language": prepared.language,
+            }
+            try:
+                if prepared.failure is not None:
+                    raise prepared.failure
+                salt = f"{plan.seed}\x1f{plan.source}\x1f{prepared.key}\x1f{template_id}"
+                out["instruction"], out["response"] = _render_one(templates[index], prepared, salt)
+            except (RecordError, RenderError) as exc:
+                out.update(
+                    reason=exc.reason,
+                    detail=exc.detail,
+                    record=_raw_text(plan, row),
+                    source_file=row.get(FILE_COLUMN),
+                )
+            yield out
+
+
+def render_batches(plan: RenderPlan, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body: one output batch per input batch."""
+    for batch in batches:
+        columns = _Columns()
+        for out in render_rows(plan, batch.to_pylist()):
+            columns.add(**out)
+        yield columns.batch()

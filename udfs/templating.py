@@ -1,0 +1,216 @@
+"""Render one record with one template, exactly as promptsource's ``Template.apply()`` does.
+
+promptsource (0.2.3) renders ``jinja`` on the example, with ``answer_choices`` rendered first on
+the same example and split on ``|||``; a literal ``|||`` inside the data is swapped for a
+placeholder before rendering so it cannot split the output, and both parts are stripped.
+
+Deliberate differences, each one stricter and each one a reject rather than a silent bad row:
+- a sandboxed environment (no ``''.__class__`` escapes) with ``StrictUndefined`` (a field the
+  template needs and the record lacks is an error, not an empty string);
+- an empty instruction or response, no ``|||`` in the output, or more than one, is rejected
+  (promptsource returns ``['']`` or a 1- or 3-element list);
+- the ``choice`` filter picks by a hash of the record key, the seed and the call number, not
+  ``random.choice``, so reruns are identical;
+- ``|||`` is protected at every depth of the record (promptsource protects top-level strings);
+- no truncation of fields to 2,048 characters (promptsource's ``truncate=True``): long fields
+  are the data, so they are kept whole.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from jinja2 import StrictUndefined, meta
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+SEPARATOR = "|||"
+# promptsource's own placeholder, kept so intermediate strings match its renderer byte for byte.
+PIPE_PROTECTOR = "3ed2dface8203c4c9dfb1a5dc58e41e0"
+RESERVED_FIELD = "answer_choices"
+MAX_DETAIL_CHARS = 500
+
+
+class TemplateCompileError(ValueError):
+    """A template that does not compile: raised while planning, before Spark starts."""
+
+
+class RenderError(Exception):
+    """One record could not be rendered by one template; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail[:MAX_DETAIL_CHARS]
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """A template as loaded from disk: plain data, cheap to pickle to executors."""
+
+    template_id: str
+    name: str
+    jinja: str
+    answer_choices: str | None = None
+    origin: str = ""
+
+    @property
+    def template_hash(self) -> str:
+        text = self.jinja + "\x00" + (self.answer_choices or "")
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class CompiledTemplate:
+    spec: TemplateSpec
+    body: jinja2.Template
+    choices: jinja2.Template | None
+    fields: frozenset[str] = field(default_factory=frozenset)
+
+
+# (salt, [calls so far]) for the record being rendered; read by the `choice` filter.
+_choice_state: contextvars.ContextVar[tuple[str, list[int]]] = contextvars.ContextVar(
+    "instructmill_choice_state"
+)
+
+
+def _choice(choices: Iterable[Any]) -> Any:
+    options = list(choices)
+    if not options:
+        raise IndexError("choice() from an empty sequence")
+    salt, calls = _choice_state.get(("", [0]))
+    call_number = calls[0]
+    calls[0] += 1
+    digest = hashlib.blake2b(f"{salt}\x1f{call_number}".encode(), digest_size=8).digest()
+    return options[int.from_bytes(digest, "big") % len(options)]
+
+
+def _most_frequent(items: Sequence[Any]) -> list[Any] | None:
+    if not items:
+        return None
+    counts = Counter(items).most_common()
+    top = counts[0][1]
+    return [item for item, count in counts if count == top]
+
+
+def _highlight(text: str) -> str:
+    return "<span style='color: #F08080'>" + text + "</span>"
+
+
+_environment: SandboxedEnvironment | None = None
+
+
+def environment() -> SandboxedEnvironment:
+    """The one Jinja environment, built once per process (driver or Python worker)."""
+    global _environment
+    if _environment is None:
+        env = SandboxedEnvironment(undefined=StrictUndefined)
+        env.globals.update(zip=zip)
+        env.filters["choice"] = _choice
+        env.filters["most_frequent"] = _most_frequent
+        env.filters["highlight"] = _highlight
+        _environment = env
+    return _environment
+
+
+def compile_template(spec: TemplateSpec) -> CompiledTemplate:
+    env = environment()
+    where = f"template {spec.name!r} ({spec.template_id}) in {spec.origin or '<string>'}"
+    if SEPARATOR not in spec.jinja:
+        raise TemplateCompileError(
+            f"{where}: no '{SEPARATOR}' separator, so it can never produce a response; "
+            f"write it as 'instruction {SEPARATOR} response'"
+        )
+    try:
+        body_ast = env.parse(spec.jinja)
+        body = env.from_string(body_ast)
+        choices = None
+        fields = set(meta.find_undeclared_variables(body_ast))
+        if spec.answer_choices is not None:
+            choices_ast = env.parse(spec.answer_choices)
+            choices = env.from_string(choices_ast)
+            fields |= meta.find_undeclared_variables(choices_ast)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateCompileError(f"{where}: line {exc.lineno}: {exc.message}") from exc
+    fields.discard(RESERVED_FIELD)
+    fields -= set(env.globals)
+    return CompiledTemplate(spec=spec, body=body, choices=choices, fields=frozenset(fields))
+
+
+_compiled_cache: dict[tuple[str, str], CompiledTemplate] = {}
+
+
+def compiled(spec: TemplateSpec) -> CompiledTemplate:
+    """Compile once per process; Spark reuses Python workers across tasks, so this is once per
+    worker for the whole job."""
+    key = (spec.template_id, spec.template_hash)
+    hit = _compiled_cache.get(key)
+    if hit is None:
+        hit = _compiled_cache[key] = compile_template(spec)
+    return hit
+
+
+def _protect(value: Any) -> Any:
+    # Also copies every container, so a template that mutates the record (promptsource
+    # templates call .append/.update/.pop) cannot leak into the next template's render.
+    if isinstance(value, str):
+        return value.replace(SEPARATOR, PIPE_PROTECTOR)
+    if isinstance(value, Mapping):
+        return {key: _protect(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_protect(item) for item in value]
+    return value
+
+
+def _unprotect(text: str) -> str:
+    return text.replace(PIPE_PROTECTOR, SEPARATOR)
+
+
+def _render_choices(template: CompiledTemplate, protected: dict[str, Any]) -> list[str] | None:
+    if template.choices is None:
+        return None
+    rendered = template.choices.render(**protected)
+    return [_unprotect(choice.strip()) for choice in rendered.split(SEPARATOR)]
+
+
+def render(
+    template: CompiledTemplate, record: Mapping[str, Any], choice_salt: str = ""
+) -> tuple[str, str]:
+    """Return ``(instruction, response)`` or raise :class:`RenderError` with the reason."""
+    if RESERVED_FIELD in record:
+        raise RenderError(
+            "reserved_field",
+            f"the record has a field named {RESERVED_FIELD!r}, which templates use",
+        )
+    token = _choice_state.set((choice_salt, [0]))
+    try:
+        protected = _protect(record)
+        protected[RESERVED_FIELD] = _render_choices(template, protected)
+        rendered = template.body.render(**protected)
+    except UndefinedError as exc:
+        raise RenderError("missing_field", str(exc)) from exc
+    except SecurityError as exc:
+        raise RenderError("sandbox_violation", str(exc)) from exc
+    except Exception as exc:
+        raise RenderError("template_error", f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        _choice_state.reset(token)
+    parts = [_unprotect(part).strip() for part in rendered.split(SEPARATOR)]
+    if len(parts) == 1:
+        raise RenderError("no_response", f"the rendered text has no '{SEPARATOR}' separator")
+    if len(parts) > 2:
+        raise RenderError(
+            "too_many_parts", f"the rendered text has {len(parts) - 1} '{SEPARATOR}' separators"
+        )
+    instruction, response = parts
+    if not instruction:
+        raise RenderError("empty_instruction", "the template rendered an empty instruction")
+    if not response:
+        raise RenderError("empty_response", "the template rendered an empty response")
+    return instruction, response
