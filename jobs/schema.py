@@ -10,8 +10,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+# Nullability is documented, not cast: Spark cannot cast a nullable column to a non-null type.
 MESSAGE = T.StructType(
-    [T.StructField("role", T.StringType(), False), T.StructField("content", T.StringType(), False)]
+    [T.StructField("role", T.StringType()), T.StructField("content", T.StringType())]
 )
 
 # (name, type, nullable, doc). Columns owned by later stages (language ID, dedup, split) are
@@ -36,7 +37,7 @@ OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
     ("template_hash", T.StringType(), False, "hash of the template text and answer_choices"),
     ("instruction", T.StringType(), False, "rendered input (promptsource's part before |||)"),
     ("response", T.StringType(), False, "rendered target (promptsource's part after |||)"),
-    ("messages", T.ArrayType(MESSAGE, False), False, "the pair as chat turns: user, assistant"),
+    ("messages", T.ArrayType(MESSAGE), False, "the pair as chat turns: user, assistant"),
     ("language", T.StringType(), False, "declared language (registry or record field), else 'und'"),
     ("license", T.StringType(), False, "license from the registry"),
     ("load_date", T.DateType(), False, "--run-date, else the run's UTC start date"),
