@@ -129,6 +129,9 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         log.info(
             "render: %s rows, %s rejected (%.1fs)", f"{n_ok:,}", f"{n_rejected:,}", clock.lap()
         )
+        shared_ids = manifests.count_shared_ids(rendered.transform(accepted_rows))
+        for name, rows in sorted(shared_ids.items()):
+            log.warning("render: %s: %s rows share their id with another row", name, f"{rows:,}")
 
         write_partitioned(
             rendered.transform(accepted_rows).transform(select_output),
@@ -157,8 +160,15 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
             log.info("write: removed stale partition %s", folder)
     log.info("write: %s (%.1fs)", plan.output, clock.lap())
 
+    date_folder = f"{LOAD_DATE}={load_date.isoformat()}" if dated else None
     written = manifests.count_on_disk(
-        spark, data_path, "data", data_partitions, run["run_id"], ("source", "template_id")
+        spark,
+        data_path,
+        "data",
+        data_partitions,
+        run["run_id"],
+        ("source", "template_id"),
+        date_folder,
     )
     rejected = manifests.count_on_disk(
         spark,
@@ -167,6 +177,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         reject_partitions,
         run["run_id"],
         ("source", "template_id", "reason"),
+        date_folder,
     )
     run = {
         **run,
@@ -184,7 +195,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
             "rejects_partition_by": reject_partitions,
         },
     }
-    manifest = manifests.build_manifest(plan, run, read, written, rejected)
+    manifest = manifests.build_manifest(plan, run, read, written, rejected, shared_ids)
     paths = manifests.write_manifest(spark, plan.output, manifest)
     log.info(
         "manifest: %s written, %s rejected, reconciled=%s -> %s",

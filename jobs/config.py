@@ -6,6 +6,7 @@ threshold must not silently fall back to a default on a 500-node run).
 
 from __future__ import annotations
 
+import csv
 import glob
 import re
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS, RenderPlan
@@ -24,6 +25,7 @@ PARTITION_COLUMNS = ("language", "task_cluster", "task", "source", "license")
 UNASSIGNED_CLUSTER = "unassigned"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_HADOOP_GLOB_CHARS = re.compile(r"[{}\[\]*?\\]")
 
 
 class ConfigError(ValueError):
@@ -31,7 +33,8 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: `seed: "7"` or `templates_per_record: true` are errors, not silent coercions.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TemplateRef(_Strict):
@@ -44,7 +47,9 @@ class CsvOptions(_Strict):
     quote: str = Field(default='"', min_length=1, max_length=1)
     # RFC 4180 escapes a quote by doubling it; Spark's own default is a backslash.
     escape: str = Field(default='"', min_length=1, max_length=1)
-    multiline: bool = False
+    # Quoted fields may hold newlines (review texts do); false lets Spark split one large file
+    # across tasks, for files known to have none.
+    multiline: bool = True
     encoding: str = "UTF-8"
 
 
@@ -67,13 +72,19 @@ class DatasetRegistry(_Strict):
     allow_empty: bool = False  # render null/blank fields as they are instead of rejecting
     csv: CsvOptions | None = None
 
-    @model_validator(mode="after")
-    def _one_language_source(self) -> DatasetRegistry:
-        if self.language is not None and self.language_field is not None:
+    @field_validator("language_field")
+    @classmethod
+    def _one_language_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("language") is not None:
             raise ValueError("give either 'language' (one code) or 'language_field', not both")
-        if self.csv is not None and self.format != "csv":
+        return value
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_only_for_csv(cls, value: CsvOptions | None, info: ValidationInfo) -> CsvOptions | None:
+        if value is not None and info.data.get("format") != "csv":
             raise ValueError("'csv' options apply only to format: csv")
-        return self
+        return value
 
     @field_validator("rename")
     @classmethod
@@ -163,52 +174,86 @@ class RunPlan:
         }
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    path = ""
+# pydantic names the branch of a union it tried ('str', 'TemplateRef', "literal['all']"); those
+# are not keys the user wrote.
+_UNION_TAG = re.compile(
+    r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|literal\[.*\]|[a-z]+-\w+|[A-Z]\w*)$"
+)
+
+
+def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, type[BaseModel]]:
+    """The user's key path for a pydantic location, and the model that holds its last key."""
+    models = {m.__name__: m for m in (TemplateRef, CsvOptions, DatasetRegistry, PipelineConfig)}
+    path, current = "", model
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in ("str", "TemplateRef", "int", "constrained-int", "literal['all']"):
-            continue  # union branch names, not keys
-        else:
+        elif part in models:
+            current = models[part]
+        elif not _UNION_TAG.match(str(part)) or part in current.model_fields:
             path += f".{part}" if path else str(part)
-    return path or "(top level)"
+            field = current.model_fields.get(part)
+            annotation = field.annotation if field is not None else None
+            for candidate in getattr(annotation, "__args__", (annotation,)):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    current = candidate
+    return path or "(top level)", current
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _format_validation(file: Path, model: type[BaseModel], exc: ValidationError) -> ConfigError:
-    lines = []
-    seen = set()
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    allowed: dict[str, type[BaseModel]] = {}
     for error in exc.errors():
-        key = _key_path(error["loc"])
+        key, _ = _walk(model, error["loc"])
+        by_key.setdefault(key, []).append(error)
         if error["type"] == "extra_forbidden":
+            allowed[key] = _walk(model, error["loc"][:-1])[1]
+    lines = []
+    for key, errors in by_key.items():
+        if any(other.startswith((f"{key}.", f"{key}[")) for other in by_key):
+            continue  # a union branch failed deeper down: that error is the precise one
+        kinds = {error["type"] for error in errors}
+        if "extra_forbidden" in kinds:
             message = (
-                f"unknown key; allowed keys here: {', '.join(_allowed_keys(model, error['loc']))}"
+                f"unknown key; allowed keys here: {', '.join(sorted(allowed[key].model_fields))}"
             )
-        elif error["type"] == "missing":
+        elif "missing" in kinds:
             message = "required key is missing"
         else:
-            message = f"{error['msg']} (got {error.get('input')!r})"
-        if (key, message) not in seen:
-            seen.add((key, message))
-            lines.append(f"{file}: {key}: {message}")
+            messages = list(dict.fromkeys(error["msg"] for error in errors))
+            if all(m.startswith("Input should be ") for m in messages):
+                expected = "should be " + " or ".join(m[16:] for m in messages)
+            else:
+                expected = " or ".join(m.removeprefix("Value error, ") for m in messages)
+            got = "" if key == "(top level)" else f" (got {_shown(errors[0].get('input'))})"
+            message = expected + got
+        lines.append(f"{file}: {key}: {message}")
     return ConfigError("\n".join(lines))
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: type[BaseModel] = model
-    for part in loc[:-1]:
-        if isinstance(part, int) or part not in current.model_fields:
-            continue
-        annotation = current.model_fields[part].annotation
-        for candidate in getattr(annotation, "__args__", (annotation,)):
-            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-                current = candidate
-    return sorted(current.model_fields)
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice (YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen[key] = True
+        return super().construct_mapping(node, deep=deep)
 
 
 def _load_yaml(file: Path, what: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.load(file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except FileNotFoundError:
         raise ConfigError(f"{file}: {what} file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -245,10 +290,64 @@ def _expand_local(file: Path, key: str, pattern: str) -> list[str]:
         matches = sorted(glob.glob(pattern, recursive=True))
         if not matches:
             raise ConfigError(f"{file}: {key}: the pattern {pattern!r} matches no file")
-        return matches
-    if not Path(pattern).exists():
+    elif not Path(pattern).exists():
         raise ConfigError(f"{file}: {key}: {pattern!r} does not exist")
-    return [pattern]
+    else:
+        matches = [pattern]
+    for match in matches:
+        _check_spark_readable(file, key, match)
+    return matches
+
+
+def _check_spark_readable(file: Path, key: str, path: str) -> None:
+    """Spark skips files named _x or .x (even when named explicitly) and re-reads every path
+    as a Hadoop glob: such a path would silently read nothing, or another file."""
+    name = Path(path).name
+    if name.startswith(("_", ".")):
+        raise ConfigError(
+            f"{file}: {key}: {path!r}: Spark skips files whose names start with '_' or '.'; "
+            "rename the file"
+        )
+    if _HADOOP_GLOB_CHARS.search(path):
+        raise ConfigError(
+            f"{file}: {key}: {path!r} holds one of {{}}[]*?\\, which Spark reads as a glob; "
+            "rename the file or folder"
+        )
+
+
+def _csv_header(path: Path, options: CsvOptions) -> list[str]:
+    dialect: dict[str, Any] = {"delimiter": options.delimiter, "quotechar": options.quote}
+    if options.escape == options.quote:
+        dialect["doublequote"] = True
+    else:
+        dialect.update(doublequote=False, escapechar=options.escape)
+    with path.open(encoding=options.encoding, newline="") as handle:
+        return next(csv.reader(handle, **dialect), [])
+
+
+def _check_csv_headers(file: Path, paths: list[str], options: CsvOptions) -> None:
+    """Header problems fail the whole read in Spark, after work has started: catch them here,
+    naming the file (local files only; a URI is checked by Spark)."""
+    first: tuple[str, list[str]] | None = None
+    for path in paths:
+        if is_uri(path) or not Path(path).is_file():
+            continue
+        try:
+            header = _csv_header(Path(path), options)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"{file}: path: cannot read the header of {path}: {exc}") from None
+        problem = None
+        if not header:
+            problem = "has no header row"
+        elif any(not name.strip() for name in header):
+            problem = f"has an empty column name in its header {header}"
+        elif len(set(header)) != len(header):
+            problem = f"repeats a column name in its header {header}"
+        elif first is not None and header != first[1]:
+            problem = f"has header {header}, but {first[0]} has {first[1]}"
+        if problem:
+            raise ConfigError(f"{file}: path: {path} {problem}")
+        first = first or (path, header)
 
 
 def _load_templates(file: Path, registry: DatasetRegistry) -> tuple[TemplateSpec, ...]:
@@ -287,6 +386,9 @@ def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
     for index, pattern in enumerate(patterns):
         key = "path" if isinstance(registry.path, str) else f"path[{index}]"
         paths.extend(_expand_local(file, key, resolve_path(file.parent, pattern)))
+    csv_options = registry.csv or CsvOptions()
+    if registry.format == "csv":
+        _check_csv_headers(file, paths, csv_options)
     templates = _load_templates(file, registry)
     per_record = None if pipeline.templates_per_record == "all" else pipeline.templates_per_record
     render = RenderPlan(
@@ -310,7 +412,7 @@ def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
         task=registry.task,
         task_cluster=registry.task_cluster or UNASSIGNED_CLUSTER,
         license=registry.license,
-        csv=registry.csv or CsvOptions(),
+        csv=csv_options,
         render=render,
         registry=registry.model_dump(mode="json", exclude_none=True),
     )

@@ -8,10 +8,15 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 
-def _fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+def _fs(spark: SparkSession, path: str, is_uri: bool = False) -> tuple[Any, Any]:
+    """``is_uri``: ``path`` is already a percent-encoded URI (as Spark's ``_metadata.file_path``
+    gives), so it must not be encoded again (``language=a b`` is ``language=a%20b`` there)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    if is_uri:
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(path))
+    else:
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
     return hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hadoop_path
 
 
@@ -46,10 +51,12 @@ def read_text(spark: SparkSession, path: str) -> str:
     return bytes(data).decode("utf-8")
 
 
-def delete_and_prune(spark: SparkSession, path: str, stop_at: str) -> None:
-    """Delete ``path`` and then each parent left empty, up to (not including) ``stop_at``."""
-    fs, hadoop_path = _fs(spark, path)
-    fs.delete(hadoop_path, True)
+def delete_and_prune(spark: SparkSession, uri: str, stop_at: str) -> None:
+    """Delete the folder at ``uri`` and then each parent left empty, up to (not including)
+    ``stop_at``. Raises if the folder is not deleted."""
+    fs, hadoop_path = _fs(spark, uri, is_uri=True)
+    if not fs.delete(hadoop_path, True):
+        raise OSError(f"could not delete {uri}")
     stop = fs.makeQualified(_fs(spark, stop_at)[1]).toString().rstrip("/")
     parent = hadoop_path.getParent()
     while parent is not None and fs.makeQualified(parent).toString().rstrip("/") != stop:

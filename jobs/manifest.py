@@ -15,6 +15,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import hadoop_fs
 from jobs.config import RunPlan
@@ -43,16 +44,25 @@ def count_by(frame: DataFrame, *keys: str) -> dict[tuple[Any, ...], int]:
     }
 
 
+def count_shared_ids(rows: DataFrame) -> dict[str, int]:
+    """Rows per source whose id another row also has: records that repeat an ``id_field``
+    value, or identical records without one (the dedup stage decides between them)."""
+    repeated = rows.groupBy("source", "id").count().where(F.col("count") > 1)
+    totals = repeated.groupBy("source").agg(F.sum("count").alias("rows")).collect()
+    return {row["source"]: int(row["rows"]) for row in totals}
+
+
 def _read_back(
-    spark: SparkSession, path: str, schema: Any, partition_cols: list[str]
+    spark: SparkSession, path: str, schema: Any, partition_cols: list[str], subfolder: str | None
 ) -> DataFrame | None:
-    if not hadoop_fs.exists(spark, path):
+    """This run's output only: with a load date, just that date's folder, so the cost of the
+    check does not grow with the table's history."""
+    target = f"{path.rstrip('/')}/{subfolder}" if subfolder else path
+    if not hadoop_fs.exists(spark, target):
         return None
     fields = [field for field in schema.fields if field.name not in partition_cols]
-    from pyspark.sql import types as T
-
     full = T.StructType(fields + [T.StructField(name, T.StringType()) for name in partition_cols])
-    return spark.read.schema(full).option("basePath", path).parquet(path)
+    return spark.read.schema(full).option("basePath", path).parquet(target)
 
 
 def count_on_disk(
@@ -62,9 +72,10 @@ def count_on_disk(
     partition_cols: list[str],
     run_id: str,
     keys: tuple[str, ...],
+    subfolder: str | None = None,
 ) -> dict[tuple[Any, ...], int]:
     schema = OUTPUT_SCHEMA if kind == "data" else REJECT_SCHEMA
-    frame = _read_back(spark, path, schema, partition_cols)
+    frame = _read_back(spark, path, schema, partition_cols, subfolder)
     if frame is None:
         return {}
     return count_by(frame.where(F.col("run_id") == F.lit(run_id)), *keys)
@@ -76,9 +87,11 @@ def build_manifest(
     read: dict[str, int],
     written: dict[tuple[Any, ...], int],
     rejected: dict[tuple[Any, ...], int],
+    shared_ids: dict[str, int] | None = None,
     duplicates: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     duplicates = duplicates or {}
+    shared_ids = shared_ids or {}
     sources: dict[str, Any] = {}
     for source in plan.sources:
         per_template: dict[str, dict[str, int]] = {
@@ -108,12 +121,13 @@ def build_manifest(
             "rejected": n_rejected,
             "rejected_by_reason": dict(sorted(by_reason.items())),
             "duplicates": n_duplicates,
+            "shared_ids": shared_ids.get(source.name, 0),
             "reconciled": rows == n_written + n_rejected + n_duplicates,
             "templates": per_template,
         }
     totals = {
         key: sum(entry[key] for entry in sources.values())
-        for key in ("read", "rows", "written", "rejected", "duplicates")
+        for key in ("read", "rows", "written", "rejected", "duplicates", "shared_ids")
     }
     totals["reconciled"] = all(entry["reconciled"] for entry in sources.values())
     return {**run, "config": plan.describe(), "sources": sources, "totals": totals}

@@ -3,32 +3,53 @@
 JSON Lines are read as text and parsed per record by the renderer: that keeps each record's
 own types (no schema inference pass over 500M rows, no int widened to string because one row
 had a string), tells a missing key from a null, and turns a malformed line into a reject row
-holding that line.
+holding that line. Lines go to Python as bytes, so a line that is not UTF-8 is that line's
+reject, not a failed batch.
 """
 
 from __future__ import annotations
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.config import SourcePlan
-from udfs.render_batches import CORRUPT_COLUMN, FILE_COLUMN, JSON_TEXT_COLUMN
+from udfs.render_batches import CORRUPT_COLUMN, FILE_COLUMN, JSON_TEXT_COLUMN, READER_COLUMNS
 
 FILE_PATH = "_metadata.file_path"
 
 
+class SourceReadError(RuntimeError):
+    """A source that cannot be read at all (not one bad record): names the source and the fix."""
+
+
+def _check_reserved(columns: list[str], source: SourcePlan) -> None:
+    clash = sorted(set(columns) & {*READER_COLUMNS, "_metadata"})
+    if clash:
+        raise SourceReadError(
+            f"source {source.name!r} ({source.registry_file}): columns {clash} are reserved "
+            "for instructmill's readers; rename them in the data"
+        )
+
+
+def _with_file(frame: DataFrame, source: SourcePlan) -> DataFrame:
+    _check_reserved(frame.columns, source)
+    columns = [F.col(f"`{name}`") for name in frame.columns]
+    return frame.select(*columns, F.col(FILE_PATH).alias(FILE_COLUMN))
+
+
 def _read_jsonl(spark: SparkSession, source: SourcePlan) -> DataFrame:
     return spark.read.text(list(source.paths)).select(
-        F.col("value").alias(JSON_TEXT_COLUMN), F.col(FILE_PATH).alias(FILE_COLUMN)
+        F.col("value").cast("binary").alias(JSON_TEXT_COLUMN), F.col(FILE_PATH).alias(FILE_COLUMN)
     )
 
 
 def _read_parquet(spark: SparkSession, source: SourcePlan) -> DataFrame:
-    frame = spark.read.parquet(*source.paths)
-    return frame.select(
-        *[F.col(f"`{name}`") for name in frame.columns], F.col(FILE_PATH).alias(FILE_COLUMN)
-    )
+    # Merge the files' schemas: otherwise one file's schema wins and a column that only other
+    # files have silently disappears from their records.
+    frame = spark.read.option("mergeSchema", "true").parquet(*source.paths)
+    return _with_file(frame, source)
 
 
 def _read_csv(spark: SparkSession, source: SourcePlan) -> DataFrame:
@@ -46,6 +67,7 @@ def _read_csv(spark: SparkSession, source: SourcePlan) -> DataFrame:
     # Every field stays a string (declared `fields` types are checked per record), and a row
     # whose column count does not match the header lands in the corrupt-record column.
     header = spark.read.options(**options).csv(list(source.paths)).columns
+    _check_reserved(header, source)
     schema = T.StructType(
         [T.StructField(name, T.StringType()) for name in header]
         + [T.StructField(CORRUPT_COLUMN, T.StringType())]
@@ -66,4 +88,11 @@ _READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "csv": _read_csv}
 
 
 def read_source(spark: SparkSession, source: SourcePlan) -> DataFrame:
-    return _READERS[source.format](spark, source)
+    try:
+        return _READERS[source.format](spark, source)
+    except AnalysisException as exc:
+        first_line = (str(exc).splitlines() or [""])[0]
+        raise SourceReadError(
+            f"source {source.name!r} ({source.registry_file}): cannot read "
+            f"{source.format} from {list(source.paths)[:3]}: {first_line}"
+        ) from exc

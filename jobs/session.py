@@ -95,6 +95,8 @@ def build_session(
     settings = {
         "spark.ui.showConsoleProgress": "true",
         "spark.sql.session.timeZone": "UTC",
+        # Record fields are case-sensitive (JSON keys, Jinja names): `text` and `Text` differ.
+        "spark.sql.caseSensitive": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Partition values such as language=und or task_cluster=123 stay strings on read-back.
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",

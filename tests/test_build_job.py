@@ -41,7 +41,19 @@ CSV = (
     "en-3,too,many,fields\n"
     'en-4,"Quoted ""word"" inside",positive\n'
     "en-5,,negative\n"
+    'en-6,"Line one\nline two, after a newline",positive\n'
 )
+NOT_UTF8 = b'{"id": "fr-7", "premise": "caf\xe9 cr\xe8me", "hypothesis": "x", "label": 0}\n'
+PARQUET_WITH_TITLE = [
+    {
+        "qid": "q4",
+        "lang": "es",
+        "title": "Geografía",
+        "context": "Lima es la capital de Perú.",
+        "question": "¿Cuál es la capital de Perú?",
+        "answers": {"text": ["Lima"], "answer_start": [0]},
+    },
+]
 PARQUET = [
     {
         "qid": "q1",
@@ -73,7 +85,9 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def make_project(root: Path, templates_per_record: str = "1") -> Path:
+def make_project(
+    root: Path, templates_per_record: str = "1", partition_by: str = "[language, task_cluster]"
+) -> Path:
     lines = (
         [json.dumps(r, ensure_ascii=False) for r in JSONL[:3]]
         + MALFORMED
@@ -81,9 +95,12 @@ def make_project(root: Path, templates_per_record: str = "1") -> Path:
     )
     write(root / "in" / "nli" / "part-1.jsonl", "\n".join(lines[:4]) + "\n")
     write(root / "in" / "nli" / "part-2.jsonl", "\n".join(lines[4:]) + "\n")
+    with (root / "in" / "nli" / "part-2.jsonl").open("ab") as handle:
+        handle.write(NOT_UTF8)
     write(root / "in" / "reviews.csv", CSV)
     (root / "in").mkdir(exist_ok=True)
     pq.write_table(pa.Table.from_pylist(PARQUET), root / "in" / "qa.parquet")
+    pq.write_table(pa.Table.from_pylist(PARQUET_WITH_TITLE), root / "in" / "qa-titled.parquet")
     write(
         root / "templates" / "nli" / "infer.jinja",
         '{{ premise }} Can we infer "{{ hypothesis }}"? ||| {{ answer_choices_word[label] if false else ["yes", "maybe", "no"][label] }}\n',
@@ -105,7 +122,7 @@ def make_project(root: Path, templates_per_record: str = "1") -> Path:
     )
     write(
         root / "templates" / "qa" / "answer.jinja",
-        "{{ context }}\n\nQ: {{ question }} ||| {{ answers.text[0] }}\n",
+        "{% if title %}{{ title }}\n{% endif %}{{ context }}\n\nQ: {{ question }} ||| {{ answers.text[0] }}\n",
     )
     write(
         root / "conf" / "datasets" / "nli.yaml",
@@ -122,14 +139,14 @@ def make_project(root: Path, templates_per_record: str = "1") -> Path:
     )
     write(
         root / "conf" / "datasets" / "qa.yaml",
-        "name: qa_multi\npath: ../../in/qa.parquet\nformat: parquet\nid_field: question_id\n"
+        "name: qa_multi\npath: ../../in/qa*.parquet\nformat: parquet\nid_field: question_id\n"
         "language_field: lang\nrename: {qid: question_id}\ntask: extractive_qa\n"
-        "license: CC-BY-4.0\ntemplates: [../../templates/qa/answer.jinja]\n",
+        "license: CC BY-SA 4.0\ntemplates: [../../templates/qa/answer.jinja]\n",
     )
     write(
         root / "conf" / "pipeline.yaml",
         f"sources: [datasets/*.yaml]\noutput: ../out\nseed: 42\ntemplates_per_record: {templates_per_record}\n"
-        "rows_per_file: 4\n",
+        f"rows_per_file: 4\npartition_by: {partition_by}\n",
     )
     return root / "conf" / "pipeline.yaml"
 
@@ -157,9 +174,9 @@ def test_every_input_row_is_in_data_or_rejects(built: dict[str, Any]) -> None:
     data, rejects = built["data"], built["rejects"]
     nli_keys = {r["source_key"] for r in data + rejects if r["source"] == "nli_fr"}
     assert {r["id"] for r in JSONL} <= nli_keys
-    assert sum(r["source"] == "nli_fr" for r in data + rejects) == len(JSONL) + len(MALFORMED)
-    assert sum(r["source"] == "reviews_en" for r in data + rejects) == 5
-    assert sum(r["source"] == "qa_multi" for r in data + rejects) == 3
+    assert sum(r["source"] == "nli_fr" for r in data + rejects) == len(JSONL) + len(MALFORMED) + 1
+    assert sum(r["source"] == "reviews_en" for r in data + rejects) == 6
+    assert sum(r["source"] == "qa_multi" for r in data + rejects) == 4
     assert all(
         r["reason"] and r["detail"] and r["record"] and r["stage"] == "render" for r in rejects
     )
@@ -175,6 +192,9 @@ def test_rejects_carry_the_right_reason_and_raw_record(built: dict[str, Any]) ->
     by_reason = Counter(r["reason"] for r in built["rejects"])
     assert by_reason["malformed_json"] == 1 and by_reason["not_an_object"] == 1
     assert by_reason["malformed_row"] == 1
+    assert by_reason["invalid_utf8"] == 1
+    not_utf8 = next(r for r in built["rejects"] if r["reason"] == "invalid_utf8")
+    assert "caf\\xe9" in not_utf8["record"]
     malformed = next(r for r in built["rejects"] if r["reason"] == "malformed_json")
     assert malformed["record"] == MALFORMED[0]
     assert malformed["source_file"].endswith("part-1.jsonl")
@@ -196,6 +216,10 @@ def test_rendered_content(built: dict[str, Any]) -> None:
     assert 'Quoted "word" inside' in rows[("reviews_en", "en-4")]["instruction"]
     assert rows[("qa_multi", "q2")]["response"] == "an der Spree"
     assert rows[("qa_multi", "q2")]["language"] == "de"
+    # Parquet files with different columns are merged: the title of the second file is there.
+    assert rows[("qa_multi", "q4")]["instruction"].startswith("Geografía\nLima")
+    assert rows[("qa_multi", "q1")]["instruction"].startswith("Madrid")
+    assert "Line one\nline two, after a newline" in rows[("reviews_en", "en-6")]["instruction"]
     assert rows[("nli_fr", "fr-1")]["license"] == "CC-BY-NC-4.0"
     assert all(len(r["id"]) == 32 for r in built["data"])
     assert len({r["id"] for r in built["data"]}) == len(built["data"])
@@ -230,7 +254,7 @@ def test_manifest_equals_real_counts_and_reconciles(built: dict[str, Any]) -> No
         for template_id, counts in entry["templates"].items():
             assert counts["applied"] == sum(r["template_id"] == template_id for r in written)
             assert counts["rejected"] == sum(r["template_id"] == template_id for r in rejected)
-    assert on_disk["sources"]["nli_fr"]["read"] == len(JSONL) + len(MALFORMED)
+    assert on_disk["sources"]["nli_fr"]["read"] == len(JSONL) + len(MALFORMED) + 1
     assert on_disk["totals"]["reconciled"] is True
     assert set(on_disk["config"]["sources"]) == {"nli_fr", "reviews_en", "qa_multi"}
 
@@ -269,18 +293,20 @@ def test_all_templates_fan_out_and_still_reconcile(spark: Any, tmp_path: Path) -
 
 
 def test_run_date_replaces_exactly_that_date(spark: Any, tmp_path: Path) -> None:
-    conf = make_project(tmp_path)
+    # license "CC BY-SA 4.0" needs escaping in a folder name: the stale check must still match.
+    conf = make_project(tmp_path, partition_by="[license, language]")
     plan = load_plan(conf)
     day1, day2 = date(2026, 11, 1), date(2026, 11, 2)
     run_build(spark, plan, run_context(plan, day1))
     run_build(spark, plan, run_context(plan, day2))
     out = tmp_path / "out" / "data"
-    assert (out / "load_date=2026-11-01" / "language=de").is_dir()
-    # Rerun day 1 without the QA source: its de/es partitions of that day must go, day 2 stays.
+    qa_folder = "license=CC BY-SA 4.0"
+    assert (out / "load_date=2026-11-01" / qa_folder / "language=de").is_dir()
+    # Rerun day 1 without the QA source: its partitions of that day must go, day 2 stays.
     (tmp_path / "conf" / "datasets" / "qa.yaml").unlink()
     rerun = run_build(spark, load_plan(conf), run_context(load_plan(conf), day1))
-    assert not (out / "load_date=2026-11-01" / "language=de").exists()
-    assert (out / "load_date=2026-11-02" / "language=de").is_dir()
+    assert not (out / "load_date=2026-11-01" / qa_folder).exists()
+    assert (out / "load_date=2026-11-02" / qa_folder / "language=de").is_dir()
     rows = table(out)
     day1_rows = [r for r in rows if str(r["load_date"]) == "2026-11-01"]
     assert {r["run_id"] for r in day1_rows} == {rerun["run_id"]}

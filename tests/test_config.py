@@ -133,3 +133,64 @@ def test_duplicate_source_names(project: Path) -> None:
 def test_not_yaml_mapping(project: Path) -> None:
     (project / "conf" / "p.yaml").write_text("- just\n- a list\n")
     assert "expected a mapping" in error_of(project)
+
+
+def test_files_spark_would_skip_or_reglob_are_refused(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    text = reg.read_text()
+    write(project / "data" / "_part.jsonl", '{"id": 2}\n')
+    reg.write_text(text.replace("../../data/*.jsonl", "../../data/_part.jsonl"))
+    assert "Spark skips files whose names start with '_' or '.'" in error_of(project)
+    write(project / "data" / "br{1}.jsonl", '{"id": 2}\n')
+    reg.write_text(text.replace("../../data/*.jsonl", "../../data/br{1}.jsonl"))
+    assert "which Spark reads as a glob" in error_of(project)
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({"a.csv": "id,text,id\n1,x,2\n"}, "repeats a column name"),
+        ({"a.csv": "id,,label\n1,x,2\n"}, "empty column name"),
+        ({"a.csv": ""}, "no header row"),
+        ({"a.csv": "id,text\n1,x\n", "b.csv": "text,id\nx,1\n"}, "but"),
+    ],
+)
+def test_csv_header_problems_fail_the_plan_naming_the_file(
+    project: Path, files: dict[str, str], problem: str
+) -> None:
+    for name, content in files.items():
+        write(project / "csv" / name, content)
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(
+        reg.read_text().replace("../../data/*.jsonl", "../../csv/*.csv").replace("jsonl", "csv")
+    )
+    message = error_of(project)
+    assert problem in message and "/csv/" in message
+
+
+def test_a_key_given_twice_is_an_error(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text() + "license: Apache-2.0\n")
+    assert "key 'license' is given twice" in error_of(project)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("seed: '7'", "seed"),
+        ("templates_per_record: true", "templates_per_record"),
+        ("rows_per_file: 0", "rows_per_file"),
+        ("spark: {a: [1]}", "spark.a"),
+    ],
+)
+def test_values_are_not_coerced(project: Path, line: str, key: str) -> None:
+    (project / "conf" / "p.yaml").write_text(
+        f"sources: [datasets/*.yaml]\noutput: ../out\n{line}\n"
+    )
+    assert f"p.yaml: {key}: " in error_of(project)
+
+
+def test_options_for_another_format_name_the_key(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text() + "csv: {delimiter: ';'}\n")
+    assert "a.yaml: csv: 'csv' options apply only to format: csv" in error_of(project)

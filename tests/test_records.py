@@ -9,7 +9,6 @@ import pytest
 from udfs.records import (
     RecordError,
     apply_renames,
-    blank_fields,
     choose_templates,
     coerce_fields,
     derive_key,
@@ -101,10 +100,6 @@ def test_absent_declared_field_is_left_to_the_template() -> None:
 
 def test_renames_apply_before_everything_else() -> None:
     assert apply_renames({"q": 1, "x": 2}, (("q", "question"),)) == {"question": 1, "x": 2}
-
-
-def test_blank_fields() -> None:
-    assert blank_fields({"a": "", "b": " \n", "c": None, "d": "x", "e": 0}) == {"a", "b", "c"}
 
 
 def test_language_codes() -> None:

@@ -141,3 +141,64 @@ def test_renames_make_fields_available_to_templates() -> None:
     line = json.dumps({"id": "1", "sentence_a": "P", "hypothesis": "H", "label": 0})
     out = rows(plan(renames=(("sentence_a", "premise"),)), json_batch([line]))
     assert out[0]["reason"] is None and out[0]["instruction"].startswith("P")
+
+
+def test_bytes_that_are_not_utf8_are_that_lines_reject() -> None:
+    good = LINES[0].encode()
+    batch = pa.RecordBatch.from_pydict(
+        {
+            JSON_TEXT_COLUMN: [
+                good,
+                b'{"id": "9", "premise": "caf\xe9 \xff"}',
+                "\ufeff".encode() + good,
+            ],
+            FILE_COLUMN: ["f"] * 3,
+        },
+        schema=pa.schema([(JSON_TEXT_COLUMN, pa.binary()), (FILE_COLUMN, pa.string())]),
+    )
+    out = rows(plan(), batch)
+    assert [row["reason"] for row in out] == [None, "invalid_utf8", None]
+    assert "\\xe9" in out[1]["record"]  # the raw bytes stay visible in the reject
+    assert out[2]["source_key"] == "1"  # a byte order mark before the first record is fine
+
+
+def test_lone_surrogates_huge_numbers_and_deep_nesting_do_not_fail_the_batch() -> None:
+    lines = [
+        '{"id": "s\\ud83d", "premise": "broken emoji \\ud83d", "hypothesis": "H", "label": 0}',
+        '{"id": "n", "premise": "P", "hypothesis": "H", "label": ' + "9" * 5000 + "}",
+        '{"id": "d", "premise": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        LINES[0],
+    ]
+    out = rows(plan(), json_batch(lines))
+    assert len(out) == 4
+    assert out[0]["reason"] == "invalid_unicode" and out[0]["source_key"] == "s\\ud83d"
+    assert out[1]["reason"] == "malformed_json"
+    assert out[2]["reason"] == "malformed_json"
+    assert out[3]["reason"] is None
+
+
+def test_float_overflow_is_a_wrong_type() -> None:
+    line = json.dumps({"id": "1", "premise": "P", "hypothesis": "H", "label": 0, "x": 10**400})
+    out = rows(plan(field_types=(("x", "float"),)), json_batch([line]))
+    assert out[0]["reason"] == "wrong_type"
+
+
+def test_undecodable_strings_in_columnar_batches_become_rejects() -> None:
+    texts = pa.array([b"fine", b"caf\xe9"], pa.binary()).view(pa.string())
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(["1", "2"]), texts, pa.array(["H", "H"]), pa.array([0, 1]), pa.array(["f", "f"])],
+        names=["id", "premise", "hypothesis", "label", FILE_COLUMN],
+    )
+    out = rows(plan(record_format="columns"), batch)
+    assert out[0]["reason"] is None
+    assert out[1]["reason"] == "invalid_utf8" and "premise" in out[1]["detail"]
+
+
+def test_rename_onto_an_existing_field_is_a_reject_and_renames_swap() -> None:
+    line = json.dumps({"id": "1", "premise": "P", "hypothesis": "H", "label": 0})
+    out = rows(plan(renames=(("hypothesis", "premise"),)), json_batch([line]))
+    assert out[0]["reason"] == "rename_conflict"
+    swapped = rows(
+        plan(renames=(("premise", "hypothesis"), ("hypothesis", "premise"))), json_batch([line])
+    )
+    assert swapped[0]["instruction"].startswith("H")

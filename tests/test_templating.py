@@ -166,3 +166,20 @@ def test_fields_are_found_from_the_template_ast() -> None:
         "{{ a }} {{ b.c }} {% set d = 1 %}{{ d }} ||| {{ answer_choices[e] }}", "{{ f }}"
     )
     assert template.fields == frozenset({"a", "b", "e", "f"})
+
+
+def test_blank_fields_can_be_tested_but_not_written() -> None:
+    from udfs.templating import mark_blanks
+
+    template = make("{% if title %}Title: {{ title }}. {% endif %}{{ text }} ||| {{ label }}")
+    for title in ("", None, "  "):
+        record = mark_blanks({"title": title, "text": "hello", "label": "pos"})
+        assert render(template, record) == ("hello", "pos")
+    with pytest.raises(RenderError) as caught:
+        render(template, mark_blanks({"title": "T", "text": "", "label": "pos"}))
+    assert caught.value.reason == "empty_field" and "'text'" in caught.value.detail
+    with pytest.raises(RenderError) as caught:
+        render(make("{{ text }} ||| {{ label }}"), mark_blanks({"text": "x", "label": None}))
+    assert caught.value.reason == "empty_field"
+    fallback = make("{{ title or 'Untitled' }} ({{ title | length }}) ||| {{ title == '' }}")
+    assert render(fallback, mark_blanks({"title": ""})) == ("Untitled (0)", "True")

@@ -27,8 +27,9 @@ class RecordError(Exception):
 
 
 def stable_hash(*parts: str, digest_size: int = 16) -> str:
-    """Hex digest of the parts joined by a unit separator (no part may forge another's split)."""
-    joined = "\x1f".join(parts).encode("utf-8")
+    """Hex digest of the parts joined by a unit separator (no part may forge another's split).
+    ``surrogatepass``: a lone surrogate from a JSON escape still hashes instead of raising."""
+    joined = "\x1f".join(parts).encode("utf-8", "surrogatepass")
     return hashlib.blake2b(joined, digest_size=digest_size).hexdigest()
 
 
@@ -51,7 +52,30 @@ def record_id(source: str, source_key: str, template_id: str) -> str:
     return stable_hash(source, source_key, template_id)
 
 
+def decode_utf8(raw: bytes | str) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError(
+            "invalid_utf8",
+            f"byte {exc.start} is not valid UTF-8 ({raw[exc.start : exc.start + 4]!r})",
+        ) from None
+
+
+def safe_text(text: str) -> str:
+    """Text that UTF-8 can hold: lone surrogates become visible escapes instead of failing the
+    whole Arrow batch."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 def parse_json_line(line: str) -> dict[str, Any]:
+    line = line.removeprefix("\ufeff")  # a UTF-8 byte order mark before the first record
     if not line.strip():
         raise RecordError(
             "blank_line", "the line is empty; a JSON Lines file holds one object a line"
@@ -60,6 +84,8 @@ def parse_json_line(line: str) -> dict[str, Any]:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise RecordError("malformed_json", f"{exc.msg} at column {exc.colno}") from exc
+    except (ValueError, RecursionError) as exc:  # 4,300+ digit integers, absurd nesting
+        raise RecordError("malformed_json", f"{type(exc).__name__}: {exc}"[:200]) from None
     if not isinstance(value, dict):
         raise RecordError(
             "not_an_object", f"the line holds a JSON {type(value).__name__}, not an object"
@@ -79,28 +105,18 @@ def source_key(record: Mapping[str, Any], id_field: str | None, original: Mappin
 
 
 def apply_renames(record: dict[str, Any], renames: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """All renames at once (``{a: b, b: c}`` swaps, never chains); a rename onto a field the
+    record already has is a reject, never a silent overwrite."""
     if not renames:
         return record
-    renamed = dict(record)
-    for old, new in renames:
-        if old in renamed:
-            renamed[new] = renamed.pop(old)
+    mapping = dict(renames)
+    renamed: dict[str, Any] = {}
+    for key, value in record.items():
+        new = mapping.get(key, key)
+        if new in renamed:
+            raise RecordError("rename_conflict", f"renaming gives two fields named {new!r}")
+        renamed[new] = value
     return renamed
-
-
-def blank_fields(record: Mapping[str, Any]) -> frozenset[str]:
-    """Top-level fields that are null or hold only whitespace."""
-    return frozenset(
-        key
-        for key, value in record.items()
-        if value is None or (isinstance(value, str) and not value.strip())
-    )
-
-
-def drop_nulls(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Null fields count as missing, so a template that needs one is rejected under
-    StrictUndefined instead of rendering the text 'None'."""
-    return {key: value for key, value in record.items() if value is not None}
 
 
 def _to_string(value: Any) -> str:
@@ -124,7 +140,10 @@ def _to_int(value: Any) -> int:
 def _to_float(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError
-    number = float(value)  # ValueError for text that is not a number
+    try:
+        number = float(value)  # ValueError for text that is not a number
+    except OverflowError:
+        raise ValueError(value) from None
     if not math.isfinite(number) and isinstance(value, str):
         raise ValueError
     return number

@@ -17,22 +17,23 @@ import pyarrow as pa
 from udfs.records import (
     RecordError,
     apply_renames,
-    blank_fields,
     canonical_json,
     choose_templates,
     coerce_fields,
+    decode_utf8,
     derive_key,
-    drop_nulls,
     normalise_language,
     parse_json_line,
     record_id,
+    safe_text,
     source_key,
     stable_hash,
 )
-from udfs.templating import CompiledTemplate, RenderError, TemplateSpec, compiled, render
+from udfs.templating import RenderError, TemplateSpec, compiled, mark_blanks, render
 
 # Columns the readers add to a source frame; every other column is the record itself.
-JSON_TEXT_COLUMN = "_im_json"
+JSON_TEXT_COLUMN = "_im_json"  # binary: the line's bytes, decoded per record
+UNDECODABLE = "_im_undecodable"  # set on a row Arrow could not turn into Python values
 CORRUPT_COLUMN = "_im_corrupt"
 FILE_COLUMN = "_im_file"
 READER_COLUMNS = (JSON_TEXT_COLUMN, CORRUPT_COLUMN, FILE_COLUMN)
@@ -95,8 +96,10 @@ class _Columns:
 
 def _decode(plan: RenderPlan, row: dict[str, Any]) -> dict[str, Any]:
     """The record as stored in the source."""
+    if UNDECODABLE in row:
+        raise RecordError("invalid_utf8", row[UNDECODABLE])
     if plan.record_format == "json_text":
-        return parse_json_line(row[JSON_TEXT_COLUMN] or "")
+        return parse_json_line(decode_utf8(row[JSON_TEXT_COLUMN] or b""))
     if row.get(CORRUPT_COLUMN) is not None:
         raise RecordError("malformed_row", "the row does not parse with the file's columns")
     return {key: value for key, value in row.items() if key not in READER_COLUMNS}
@@ -104,11 +107,12 @@ def _decode(plan: RenderPlan, row: dict[str, Any]) -> dict[str, Any]:
 
 def _raw_text(plan: RenderPlan, row: dict[str, Any]) -> str:
     if plan.record_format == "json_text":
-        return row.get(JSON_TEXT_COLUMN) or ""
+        raw = row.get(JSON_TEXT_COLUMN) or b""
+        return raw if isinstance(raw, str) else raw.decode("utf-8", "backslashreplace")
     corrupt = row.get(CORRUPT_COLUMN)
     if corrupt is not None:
         return corrupt
-    return canonical_json({k: v for k, v in row.items() if k not in READER_COLUMNS})
+    return canonical_json({k: v for k, v in row.items() if k not in (*READER_COLUMNS, UNDECODABLE)})
 
 
 def _language(plan: RenderPlan, record: dict[str, Any]) -> str:
@@ -122,7 +126,6 @@ class _Prepared:
     key: str
     language: str | None = None
     record: dict[str, Any] | None = None
-    blanks: frozenset[str] = frozenset()
     failure: RecordError | None = None
 
 
@@ -136,7 +139,9 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
         key = source_key(record, plan.id_field, original)
         language = _language(plan, record)
         record = coerce_fields(record, plan.field_types)
-    except RecordError as exc:
+    except Exception as exc:  # whatever one record does, it is that record's reject
+        if not isinstance(exc, RecordError):
+            exc = RecordError("internal_error", f"{type(exc).__name__}: {exc}")
         if not key:
             # Rejects keep a key derived from what the row holds, never from its position.
             key = (
@@ -145,17 +150,9 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
                 else "raw:" + stable_hash(_raw_text(plan, row))
             )
         return _Prepared(key=key, failure=exc)
-    if plan.allow_empty:
-        return _Prepared(key=key, language=language, record=record)
-    return _Prepared(key, language, drop_nulls(record), blank_fields(record))
-
-
-def _render_one(template: CompiledTemplate, prepared: _Prepared, salt: str) -> tuple[str, str]:
-    assert prepared.record is not None
-    empty = sorted(template.fields & prepared.blanks)
-    if empty:
-        raise RenderError("empty_field", f"the template uses {empty}, null or blank in this record")
-    return render(template, prepared.record, salt)
+    if not plan.allow_empty:
+        record = mark_blanks(record)
+    return _Prepared(key=key, language=language, record=record)
 
 
 def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -171,31 +168,72 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
             template_id = template_ids[index]
             out = {
                 "source": plan.source,
-                "source_key": prepared.key,
+                "source_key": safe_text(prepared.key),
                 "id": record_id(plan.source, prepared.key, template_id),
                 "template_id": template_id,
                 "template_hash": plan.templates[index].template_hash,
                 "language": prepared.language,
             }
             try:
-                if prepared.failure is not None:
-                    raise prepared.failure
+                if prepared.failure is not None or prepared.record is None:
+                    raise prepared.failure or RecordError("internal_error", "no record")
                 salt = f"{plan.seed}\x1f{plan.source}\x1f{prepared.key}\x1f{template_id}"
-                out["instruction"], out["response"] = _render_one(templates[index], prepared, salt)
-            except (RecordError, RenderError) as exc:
+                out["instruction"], out["response"] = render(
+                    templates[index], prepared.record, salt
+                )
+                _check_encodable(out["instruction"], out["response"])
+            except Exception as exc:  # never let one record fail the batch
+                if not isinstance(exc, (RecordError, RenderError)):
+                    exc = RenderError("internal_error", f"{type(exc).__name__}: {exc}")
                 out.update(
+                    instruction=None,
+                    response=None,
                     reason=exc.reason,
-                    detail=exc.detail,
-                    record=_raw_text(plan, row),
+                    detail=safe_text(exc.detail),
+                    record=safe_text(_raw_text(plan, row)),
                     source_file=row.get(FILE_COLUMN),
                 )
             yield out
+
+
+def _check_encodable(*texts: str) -> None:
+    for text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RenderError(
+                "invalid_unicode",
+                f"the rendered text holds {text[exc.start]!r}, which UTF-8 cannot",
+            ) from None
+
+
+def _row_or_marker(batch: pa.RecordBatch, index: int) -> dict[str, Any]:
+    """One row as Python values; a row holding bytes that are not UTF-8 becomes a marker row
+    (rejected as invalid_utf8) instead of failing the batch."""
+    row: dict[str, Any] = {}
+    problems = []
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            row[name] = column[index].as_py()
+        except UnicodeDecodeError as exc:
+            row[name] = None
+            problems.append(f"column {name!r}: byte {exc.start} is not valid UTF-8")
+    if problems:
+        row[UNDECODABLE] = "; ".join(problems)
+    return row
+
+
+def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    try:
+        return batch.to_pylist()
+    except UnicodeDecodeError:
+        return [_row_or_marker(batch, index) for index in range(batch.num_rows)]
 
 
 def render_batches(plan: RenderPlan, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body: one output batch per input batch."""
     for batch in batches:
         columns = _Columns()
-        for out in render_rows(plan, batch.to_pylist()):
+        for out in render_rows(plan, _python_rows(batch)):
             columns.add(**out)
         yield columns.batch()

@@ -7,13 +7,15 @@ placeholder before rendering so it cannot split the output, and both parts are s
 Deliberate differences, each one stricter and each one a reject rather than a silent bad row:
 - a sandboxed environment (no ``''.__class__`` escapes) with ``StrictUndefined`` (a field the
   template needs and the record lacks is an error, not an empty string);
+- a null or whitespace-only top-level field may be tested (``{% if title %}``) but not written
+  into the output (promptsource writes ``None`` or nothing): see :class:`BlankValue`;
 - an empty instruction or response, no ``|||`` in the output, or more than one, is rejected
   (promptsource returns ``['']`` or a 1- or 3-element list);
 - the ``choice`` filter picks by a hash of the record key, the seed and the call number, not
   ``random.choice``, so reruns are identical;
 - ``|||`` is protected at every depth of the record (promptsource protects top-level strings);
-- no truncation of fields to 2,048 characters (promptsource's ``truncate=True``): long fields
-  are the data, so they are kept whole.
+- no truncation (promptsource's ``truncate=True`` cuts the output of every ``{{ ... }}`` to
+  2,048 characters): long fields are the data, so they are kept whole.
 """
 
 from __future__ import annotations
@@ -39,6 +41,53 @@ MAX_DETAIL_CHARS = 500
 
 class TemplateCompileError(ValueError):
     """A template that does not compile: raised while planning, before Spark starts."""
+
+
+class BlankFieldError(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+class BlankValue:
+    """A top-level field that is null or only whitespace. Templates may test it (it is falsy,
+    has a length, compares equal to its value), but writing it into the output raises, so
+    ``{% if title %}...{% endif %}`` renders while ``Review: {{ text }}`` with an empty text is
+    a reject instead of a pair with nothing in it."""
+
+    __slots__ = ("_name", "_value")
+
+    def __init__(self, name: str, value: str | None) -> None:
+        self._name = name
+        self._value = value
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return len(self._value or "")
+
+    def __eq__(self, other: object) -> bool:
+        other_value = other._value if isinstance(other, BlankValue) else other
+        return bool(self._value == other_value)
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __str__(self) -> str:
+        raise BlankFieldError(self._name)
+
+    __html__ = __str__
+
+
+def mark_blanks(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Wrap the null and whitespace-only top-level fields in :class:`BlankValue`."""
+    return {
+        key: BlankValue(key, value)
+        if value is None or (isinstance(value, str) and not value.strip())
+        else value
+        for key, value in record.items()
+    }
 
 
 class RenderError(Exception):
@@ -193,6 +242,10 @@ def render(
         protected = _protect(record)
         protected[RESERVED_FIELD] = _render_choices(template, protected)
         rendered = template.body.render(**protected)
+    except BlankFieldError as exc:
+        raise RenderError(
+            "empty_field", f"the template writes {exc.name!r}, which is null or blank here"
+        ) from None
     except UndefinedError as exc:
         raise RenderError("missing_field", str(exc)) from exc
     except SecurityError as exc:
