@@ -95,6 +95,9 @@ def build_session(
     settings = {
         "spark.ui.showConsoleProgress": "true",
         "spark.sql.session.timeZone": "UTC",
+        # Rendering costs far more per byte than reading: smaller input splits keep every core
+        # busy to the end instead of one straggler task per wave (override in the conf's `spark:`).
+        "spark.sql.files.maxPartitionBytes": "32m",
         # Record fields are case-sensitive (JSON keys, Jinja names): `text` and `Text` differ.
         "spark.sql.caseSensitive": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
