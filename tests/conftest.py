@@ -39,3 +39,19 @@ def spark() -> Iterator[object]:
     )
     yield session
     session.stop()
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report() -> object:
+    """Record a figure (a count, a comparison) to print in the run's summary."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if _FIGURES:
+        terminalreporter.section("instructmill figures")  # type: ignore[attr-defined]
+        for line in _FIGURES:
+            terminalreporter.write_line(line)  # type: ignore[attr-defined]

@@ -234,6 +234,10 @@ def test_partition_layout(built: dict[str, Any]) -> None:
         "language=es/task_cluster=unassigned",
         "language=de/task_cluster=unassigned",
     }
+    # rows_per_file: 4 caps every file, and files stay sorted by id.
+    for file in data_dir.rglob("*.parquet"):
+        ids = pq.read_table(file, columns=["id"]).column("id").to_pylist()
+        assert 0 < len(ids) <= 4 and ids == sorted(ids)
     schema = pq.read_schema(next(data_dir.rglob("*.parquet")))
     assert "language" not in schema.names and "instruction" in schema.names
     assert (built["root"] / "out" / "rejects" / "source=nli_fr").is_dir()

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,9 @@ RANDOM_CHOICE = re.compile(r"\|\s*choice\b")
 
 
 @pytest.mark.parametrize("collection", ["promptsource", "promptsource-multilingual"])
-def test_every_shared_promptsource_template_loads_and_compiles(collection: str) -> None:
+def test_every_shared_promptsource_template_loads_and_compiles(
+    collection: str, report: Callable[[str], None]
+) -> None:
     files = sorted(shared_data(collection, "templates").rglob("templates.yaml"))
     assert files, f"no templates.yaml under {collection}"
     total, failures = 0, []
@@ -43,8 +46,8 @@ def test_every_shared_promptsource_template_loads_and_compiles(collection: str) 
                 compile_template(spec)
             except TemplateCompileError as exc:
                 failures.append(str(exc))
-    print(
-        f"\n{collection}: {total - len(failures)} of {total} templates compile ({len(files)} files)"
+    report(
+        f"{collection}: {total - len(failures)} of {total} templates compile ({len(files)} files)"
     )
     assert total > 2000
     assert failures == [], failures[:5]
@@ -184,7 +187,7 @@ def _reference(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return json.loads(done.stdout)["results"]
 
 
-def test_rendering_equals_promptsource_template_apply() -> None:
+def test_rendering_equals_promptsource_template_apply(report: Callable[[str], None]) -> None:
     cases = _examples()
     for case in cases:
         assert case["examples"], f"no sample examples for {case['dataset']}"
@@ -221,6 +224,9 @@ def test_rendering_equals_promptsource_template_apply() -> None:
                 rejected_both += ours is None
             else:
                 mismatches.append((result["dataset"], result["name"], example, output, ours))
-    print(f"\ncompared {compared} renders: {same} identical ({rejected_both} rejected by both)")
+    report(
+        f"promptsource Template.apply() vs ours: {compared} renders compared, {same} identical "
+        f"({rejected_both} rejected by both)"
+    )
     assert compared > 1000
     assert mismatches == [], mismatches[:3]
