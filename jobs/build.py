@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from jobs import manifest as manifests
 from jobs.config import ConfigError, RunPlan, load_plan
+from jobs.langid import langid_stage, ship_model, without_langid
 from jobs.readers import read_source
 from jobs.render import render_stage, with_source_metadata
 from jobs.schema import messages_column, select_output, select_rejects
@@ -122,6 +123,11 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
     )
 
     rendered = render_sources(spark, plan).transform(with_run_columns(run))
+    if plan.langid is not None and plan.langid_model is not None:
+        ship_model(spark, plan.langid_model)
+        rendered = rendered.transform(langid_stage(plan.langid))
+    else:
+        rendered = rendered.transform(without_langid)
     rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         outcome = manifests.count_by(rendered.select(F.col("reason").isNull().alias("ok")), "ok")
@@ -129,6 +135,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         log.info(
             "render: %s rows, %s rejected (%.1fs)", f"{n_ok:,}", f"{n_rejected:,}", clock.lap()
         )
+        languages = manifests.count_languages(rendered)
         shared_ids = manifests.count_shared_ids(rendered.transform(accepted_rows))
         for name, rows in sorted(shared_ids.items()):
             log.warning("render: %s: %s rows share their id with another row", name, f"{rows:,}")
@@ -195,7 +202,9 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
             "rejects_partition_by": reject_partitions,
         },
     }
-    manifest = manifests.build_manifest(plan, run, read, written, rejected, shared_ids)
+    manifest = manifests.build_manifest(
+        plan, run, read, written, rejected, shared_ids, languages=languages
+    )
     paths = manifests.write_manifest(spark, plan.output, manifest)
     log.info(
         "manifest: %s written, %s rejected, reconciled=%s -> %s",

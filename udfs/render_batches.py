@@ -29,7 +29,14 @@ from udfs.records import (
     source_key,
     stable_hash,
 )
-from udfs.templating import RenderError, TemplateSpec, compiled, mark_blanks, render
+from udfs.templating import (
+    CompiledTemplate,
+    RenderError,
+    TemplateSpec,
+    compiled,
+    mark_blanks,
+    render,
+)
 
 # Columns the readers add to a source frame; every other column is the record itself.
 JSON_TEXT_COLUMN = "_im_json"  # binary: the line's bytes, decoded per record
@@ -48,8 +55,11 @@ RENDER_SCHEMA = pa.schema(
         pa.field("template_id", pa.string(), nullable=False),
         pa.field("template_hash", pa.string(), nullable=False),
         pa.field("language", pa.string()),
+        pa.field("target_language", pa.string()),
         pa.field("instruction", pa.string()),
         pa.field("response", pa.string()),
+        pa.field("content", pa.string()),
+        pa.field("target_content", pa.string()),
         # Set on rejects only.
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
@@ -71,6 +81,10 @@ class RenderPlan:
     id_field: str | None = None
     language: str | None = None
     language_field: str | None = None
+    target_language: str | None = None
+    target_language_field: str | None = None
+    # Translation: the fields in the target language (compared with target_language).
+    target_fields: tuple[str, ...] = ()
     renames: tuple[tuple[str, str], ...] = ()
     field_types: tuple[tuple[str, str], ...] = ()
     allow_empty: bool = False
@@ -121,10 +135,42 @@ def _language(plan: RenderPlan, record: dict[str, Any]) -> str:
     return normalise_language(plan.language, "registry 'language'")
 
 
+def _target_language(plan: RenderPlan, record: dict[str, Any]) -> str | None:
+    if plan.target_language_field is not None:
+        field = plan.target_language_field
+        return normalise_language(record.get(field), f"field {field!r}")
+    if plan.target_language is not None:
+        return normalise_language(plan.target_language, "registry 'target_language'")
+    return None
+
+
+def _content_fields(plan: RenderPlan, template: CompiledTemplate) -> tuple[list[str], list[str]]:
+    """(fields in the record's language, fields in the target language) that the template
+    reads; ids and language codes are not content."""
+    not_content = {plan.id_field, plan.language_field, plan.target_language_field}
+    fields = sorted(template.fields - not_content)
+    target = set(plan.target_fields)
+    return [f for f in fields if f not in target], [f for f in fields if f in target]
+
+
+def _content(record: dict[str, Any], fields: list[str]) -> str | None:
+    """The record's own text in those fields (strings and lists of strings)."""
+    parts: list[str] = []
+    for name in fields:
+        value = record.get(name)
+        if isinstance(value, str):
+            parts.append(value)
+        elif isinstance(value, list):
+            parts.extend(item for item in value if isinstance(item, str))
+    text = "\n".join(part for part in parts if part.strip())
+    return text or None
+
+
 @dataclass
 class _Prepared:
     key: str
     language: str | None = None
+    target_language: str | None = None
     record: dict[str, Any] | None = None
     failure: RecordError | None = None
 
@@ -138,6 +184,7 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
         record = apply_renames(original, plan.renames)
         key = source_key(record, plan.id_field, original)
         language = _language(plan, record)
+        target = _target_language(plan, record)
         record = coerce_fields(record, plan.field_types)
     except Exception as exc:  # whatever one record does, it is that record's reject
         if not isinstance(exc, RecordError):
@@ -152,13 +199,14 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
         return _Prepared(key=key, failure=exc)
     if not plan.allow_empty:
         record = mark_blanks(record)
-    return _Prepared(key=key, language=language, record=record)
+    return _Prepared(key=key, language=language, target_language=target, record=record)
 
 
 def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One output row per (record, chosen template)."""
     template_ids = [spec.template_id for spec in plan.templates]
     templates = [compiled(spec) for spec in plan.templates]
+    content_fields = [_content_fields(plan, template) for template in templates]
     for row in rows:
         prepared = _prepare(plan, row)
         chosen = choose_templates(
@@ -173,21 +221,31 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
                 "template_id": template_id,
                 "template_hash": plan.templates[index].template_hash,
                 "language": prepared.language,
+                "target_language": prepared.target_language,
             }
             try:
                 if prepared.failure is not None or prepared.record is None:
                     raise prepared.failure or RecordError("internal_error", "no record")
                 salt = f"{plan.seed}\x1f{plan.source}\x1f{prepared.key}\x1f{template_id}"
-                out["instruction"], out["response"] = render(
-                    templates[index], prepared.record, salt
+                template = templates[index]
+                out["instruction"], out["response"] = render(template, prepared.record, salt)
+                own, target = content_fields[index]
+                out["content"] = _content(prepared.record, own)
+                out["target_content"] = _content(prepared.record, target)
+                _check_encodable(
+                    out["instruction"],
+                    out["response"],
+                    out["content"] or "",
+                    out["target_content"] or "",
                 )
-                _check_encodable(out["instruction"], out["response"])
             except Exception as exc:  # never let one record fail the batch
                 if not isinstance(exc, (RecordError, RenderError)):
                     exc = RenderError("internal_error", f"{type(exc).__name__}: {exc}")
                 out.update(
                     instruction=None,
                     response=None,
+                    content=None,
+                    target_content=None,
                     reason=exc.reason,
                     detail=safe_text(exc.detail),
                     record=safe_text(_raw_text(plan, row)),

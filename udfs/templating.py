@@ -120,6 +120,8 @@ class CompiledTemplate:
     spec: TemplateSpec
     body: jinja2.Template
     choices: jinja2.Template | None
+    # Top-level fields the template reads: the record's own content, as opposed to the
+    # template's words (language ID judges the record by these, dedup compares them).
     fields: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -189,7 +191,12 @@ def compile_template(spec: TemplateSpec) -> CompiledTemplate:
         raise TemplateCompileError(f"{where}: line {exc.lineno}: {exc.message}") from exc
     fields.discard(RESERVED_FIELD)
     fields -= set(env.globals)
-    return CompiledTemplate(spec=spec, body=body, choices=choices, fields=frozenset(fields))
+    return CompiledTemplate(
+        spec=spec,
+        body=body,
+        choices=choices,
+        fields=frozenset(fields),
+    )
 
 
 _compiled_cache: dict[tuple[str, str], CompiledTemplate] = {}

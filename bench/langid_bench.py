@@ -1,0 +1,188 @@
+"""Language ID: accuracy on real sentences, and throughput of the Spark stage vs the raw model.
+
+    .venv/bin/python bench/langid_bench.py [--rows 300000]
+
+(a) Accuracy per language on ../shared/data/ud (24 languages, sentences nobody here tuned on):
+    our identifier against the raw fastText model's own predict on the same strings. Texts
+    under `min_letters` are `und` for us; on the texts we judge, the two must agree exactly.
+(b) Throughput: the raw model's batch predict on one core (texts/s), and the language-ID stage
+    in Spark local[2] (texts predicted per second per core, three texts a row).
+Writes bench/results/langid.json. Never run as a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from jobs.config import DEFAULT_LID_MODEL  # noqa: E402
+from jobs.langid import langid_stage, ship_model  # noqa: E402
+from jobs.session import build_session  # noqa: E402
+from udfs.langid import LangIdSettings, identifier  # noqa: E402
+from udfs.render_batches import RENDER_SCHEMA  # noqa: E402
+from udfs.scripts import letter_counts  # noqa: E402
+
+UD = ROOT.parent / "shared" / "data" / "ud"
+
+
+def load_ud() -> list[tuple[str, str]]:
+    pairs = []
+    for file in sorted(UD.glob("*.jsonl")):
+        for line in file.open(encoding="utf-8"):
+            record = json.loads(line)
+            pairs.append((record["lang"], record["text"]))
+    return pairs
+
+
+def accuracy(settings: LangIdSettings) -> dict[str, object]:
+    """Per language; with ``min_letters: 0`` nothing is ``und`` and ours must equal raw."""
+    model = identifier(str(DEFAULT_LID_MODEL))
+    pairs = load_ud()
+    texts = [text for _, text in pairs]
+    raw_labels, _ = model.raw_predict([text.replace("\n", " ") for text in texts])
+    raw = [model.labels[label][0] for label in raw_labels]
+    ours = model.detect(texts, settings.min_letters).codes
+    per: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (lang, _), raw_code, our_code in zip(pairs, raw, ours, strict=True):
+        row = per[lang]
+        row["n"] += 1
+        row["raw_correct"] += raw_code == lang
+        row["ours_correct"] += our_code == lang
+        if our_code == "und":
+            row["und"] += 1
+            continue
+        row["judged"] += 1
+        row["raw_correct_judged"] += raw_code == lang
+        row["agree_judged"] += raw_code == our_code
+    table = {}
+    for lang, row in sorted(per.items()):
+        table[lang] = {
+            "n": row["n"],
+            "raw_accuracy": round(row["raw_correct"] / row["n"], 4),
+            "ours_accuracy": round(row["ours_correct"] / row["n"], 4),
+            "und": row["und"],
+            "raw_accuracy_judged": round(row["raw_correct_judged"] / max(row["judged"], 1), 4),
+            "ours_accuracy_judged": round(row["ours_correct"] / max(row["judged"], 1), 4),
+            "agreement_judged": round(row["agree_judged"] / max(row["judged"], 1), 4),
+        }
+    judged = sum(row["judged"] for row in per.values())
+    return {
+        "sentences": len(pairs),
+        "languages": len(per),
+        "raw_accuracy": round(sum(r["raw_correct"] for r in per.values()) / len(pairs), 4),
+        "ours_accuracy": round(sum(r["ours_correct"] for r in per.values()) / len(pairs), 4),
+        "judged": judged,
+        "raw_accuracy_judged": round(
+            sum(r["raw_correct_judged"] for r in per.values()) / judged, 4
+        ),
+        "ours_accuracy_judged": round(sum(r["ours_correct"] for r in per.values()) / judged, 4),
+        "agreement_judged": round(sum(r["agree_judged"] for r in per.values()) / judged, 4),
+        "per_language": table,
+    }
+
+
+def long_texts(min_letters: int) -> list[str]:
+    texts = [text.replace("\n", " ") for _, text in load_ud()]
+    letters = letter_counts(texts)
+    return [text for text, count in zip(texts, letters, strict=True) if count >= min_letters]
+
+
+def raw_rate(texts: list[str], total: int) -> dict[str, float]:
+    model = identifier(str(DEFAULT_LID_MODEL))
+    batch = (texts * (total // len(texts) + 1))[:total]
+    model.raw_predict(batch[:1000])
+    start = time.perf_counter()
+    for offset in range(0, total, 10_000):
+        model.raw_predict(batch[offset : offset + 10_000])
+    seconds = time.perf_counter() - start
+    return {"texts": total, "seconds": round(seconds, 2), "texts_per_s": round(total / seconds)}
+
+
+def stage_rate(
+    texts: list[str], rows: int, work: Path, settings: LangIdSettings
+) -> dict[str, float]:
+    n = len(texts)
+    columns = {name: [None] * rows for name in RENDER_SCHEMA.names}
+    columns["source"] = ["ud"] * rows
+    columns["source_key"] = [str(i) for i in range(rows)]
+    columns["id"] = columns["source_key"]
+    columns["template_id"] = columns["template_hash"] = ["t"] * rows
+    columns["language"] = ["und"] * rows
+    columns["instruction"] = [texts[i % n] for i in range(rows)]
+    columns["response"] = [texts[(i * 7 + 3) % n] for i in range(rows)]
+    columns["content"] = [texts[(i * 13 + 5) % n] for i in range(rows)]
+    table = pa.Table.from_pydict(columns, schema=RENDER_SCHEMA).append_column(
+        "stage", pa.array(["render"] * rows)
+    )
+    path = work / "rendered.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=50_000)
+    spark = build_session(
+        "instructmill-langid-bench",
+        master="local[2]",
+        conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
+    )
+    try:
+        ship_model(spark, str(DEFAULT_LID_MODEL))
+        frame = spark.read.parquet(str(path)).repartition(8).cache()
+        frame.count()
+        stage = langid_stage(settings)
+        timings = []
+        for _ in range(2):  # the first run also starts the Python workers and loads the model
+            start = time.perf_counter()
+            frame.transform(stage).write.format("noop").mode("overwrite").save()
+            timings.append(time.perf_counter() - start)
+        seconds = min(timings)
+    finally:
+        spark.stop()
+    predicted = 3 * rows
+    return {
+        "rows": rows,
+        "texts_predicted": predicted,
+        "seconds": round(seconds, 2),
+        "texts_per_s": round(predicted / seconds),
+        "texts_per_s_per_core": round(predicted / seconds / 2),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench-langid")
+    args = parser.parse_args()
+    settings = LangIdSettings(model_file=DEFAULT_LID_MODEL.name)
+    results: dict[str, object] = {"model": str(DEFAULT_LID_MODEL.relative_to(ROOT))}
+    results["accuracy"] = accuracy(settings)
+    results["accuracy_min_letters_0"] = accuracy(
+        LangIdSettings(model_file=DEFAULT_LID_MODEL.name, min_letters=0)
+    )
+    texts = long_texts(settings.min_letters)
+    results["raw_one_core"] = raw_rate(texts, 3 * args.rows // 2)
+    results["stage_local2"] = stage_rate(texts, args.rows, args.work, settings)
+    results["stage_vs_raw_per_core"] = round(
+        results["stage_local2"]["texts_per_s_per_core"]  # type: ignore[index]
+        / results["raw_one_core"]["texts_per_s"],  # type: ignore[index]
+        3,
+    )
+    out = ROOT / "bench" / "results" / "langid.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    summary = {k: v for k, v in results.items() if not k.startswith("accuracy")}
+    for key in ("accuracy", "accuracy_min_letters_0"):
+        summary[key] = {k: v for k, v in results[key].items() if k != "per_language"}  # type: ignore[union-attr]
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

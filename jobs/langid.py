@@ -1,0 +1,94 @@
+"""The language-ID stage: rendered rows -> the same rows with language columns.
+
+An Arrow UDF sends only the texts and declared languages to Python and brings back a small
+struct; everything else stays in the JVM, and the output columns, ``language`` and the drop
+into rejects are built-in expressions. The model file reaches executors through Spark
+(``addFile`` / ``SparkFiles``), never through a path that only exists on the driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+from pyspark import SparkFiles
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_type
+
+from udfs.langid import LANGID_RESULT, LANGID_STAGE, LangIdSettings, detect_arrays, identifier
+from udfs.language_codes import UNDETERMINED
+
+RESULT_TYPE = from_arrow_type(LANGID_RESULT)
+OUTPUT_FIELDS = (
+    "instruction_lang",
+    "instruction_lang_score",
+    "response_lang",
+    "response_lang_score",
+    "script",
+    "lang_mismatch",
+    "detected_language",
+    "detected_language_score",
+)
+_RESULT = "_langid"
+
+
+def ship_model(spark: SparkSession, model_path: str) -> None:
+    """Send the model file to every executor (once per application)."""
+    spark.sparkContext.addFile(model_path)
+
+
+def _detector(settings: LangIdSettings) -> Callable[..., Column]:
+    def detect(
+        instruction: pa.Array,
+        response: pa.Array,
+        content: pa.Array,
+        target_content: pa.Array,
+        language: pa.Array,
+        target_language: pa.Array,
+    ) -> pa.Array:
+        found = identifier(SparkFiles.get(settings.model_file))
+        return detect_arrays(
+            found, settings, instruction, response, content, target_content, language,
+            target_language,
+        )  # fmt: skip
+
+    # Non-deterministic only so the optimizer never evaluates it once per field it feeds.
+    return F.arrow_udf(detect, RESULT_TYPE).asNondeterministic()  # type: ignore[no-any-return]
+
+
+def langid_stage(settings: LangIdSettings) -> Callable[[DataFrame], DataFrame]:
+    """``frame.transform(langid_stage(settings))`` on rendered rows (after ``ship_model``)."""
+    detect = _detector(settings)
+
+    def stage(frame: DataFrame) -> DataFrame:
+        inputs = ["instruction", "response", "content", "target_content", "language",
+                  "target_language"]  # fmt: skip
+        result = frame.withColumn(_RESULT, detect(*[F.col(name) for name in inputs]))
+        dropped = F.col(f"{_RESULT}.drop_reason").isNotNull()
+        declared = F.when(F.col("language") != UNDETERMINED, F.col("language"))
+        replaced = {
+            "language": F.coalesce(
+                declared, F.col(f"{_RESULT}.detected_language"), F.lit(UNDETERMINED)
+            ),
+            "reason": F.coalesce(F.col("reason"), F.col(f"{_RESULT}.drop_reason")),
+            "detail": F.when(dropped, F.col(f"{_RESULT}.drop_detail")).otherwise(F.col("detail")),
+            "stage": F.when(dropped, F.lit(LANGID_STAGE)).otherwise(F.col("stage")),
+            "record": F.when(
+                dropped,
+                F.to_json(F.struct("source_key", "instruction", "response")),
+            ).otherwise(F.col("record")),
+        }
+        return result.select(
+            *[replaced[name].alias(name) if name in replaced else F.col(name)
+              for name in frame.columns],
+            *[F.col(f"{_RESULT}.{name}").alias(name) for name in OUTPUT_FIELDS],
+        )  # fmt: skip
+
+    return stage
+
+
+def without_langid(frame: DataFrame) -> DataFrame:
+    """The same columns as the stage adds, all null: for `langid: {enabled: false}`."""
+    types = {field.name: field.dataType for field in RESULT_TYPE.fields}
+    return frame.select("*", *[F.lit(None).cast(types[name]).alias(name) for name in OUTPUT_FIELDS])

