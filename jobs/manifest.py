@@ -180,7 +180,10 @@ def write_manifest(spark: SparkSession, output: str, manifest: dict[str, Any]) -
 
 
 def summary_table(manifest: dict[str, Any]) -> str:
-    headers = ("source", "read", "rows", "written", "rejected", "duplicates", "ok", "top reject")
+    headers = (
+        "source", "read", "rows", "written", "rejected", "duplicates", "ok", "lang mismatch",
+        "top reject",
+    )  # fmt: skip
     body: list[Iterable[Any]] = []
     for name, entry in manifest["sources"].items():
         reasons = entry["rejected_by_reason"]
@@ -194,6 +197,7 @@ def summary_table(manifest: dict[str, Any]) -> str:
                 entry["rejected"],
                 entry["duplicates"],
                 "yes" if entry["reconciled"] else "NO",
+                entry["langid"]["mismatched"],
                 f"{top[0]} ({top[1]})" if top else "",
             )
         )
@@ -207,6 +211,7 @@ def summary_table(manifest: dict[str, Any]) -> str:
             totals["rejected"],
             totals["duplicates"],
             "yes" if totals["reconciled"] else "NO",
+            sum(entry["langid"]["mismatched"] for entry in manifest["sources"].values()),
             "",
         )
     )
