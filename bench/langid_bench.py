@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 import time
+import unicodedata
 from collections import defaultdict
 from pathlib import Path
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from jobs.config import DEFAULT_LID_MODEL  # noqa: E402
+from jobs.config import DEFAULT_LID_MODEL, shipped_model_name  # noqa: E402
 from jobs.langid import langid_stage, ship_model  # noqa: E402
 from jobs.session import build_session  # noqa: E402
 from udfs.langid import LangIdSettings, identifier  # noqa: E402
@@ -45,10 +46,17 @@ def load_ud() -> list[tuple[str, str]]:
     return pairs
 
 
-def accuracy(settings: LangIdSettings) -> dict[str, object]:
-    """Per language; with ``min_letters: 0`` nothing is ``und`` and ours must equal raw."""
+def accuracy(settings: LangIdSettings, perturb: bool = False) -> dict[str, object]:
+    """Per language; with ``min_letters: 0`` nothing is ``und`` and ours must equal raw.
+    ``perturb``: the same sentences decomposed (NFD) and joined with no-break spaces, as text
+    scraped from the web often is; the raw model sees them as they are."""
     model = identifier(str(DEFAULT_LID_MODEL))
     pairs = load_ud()
+    if perturb:
+        pairs = [
+            (lang, unicodedata.normalize("NFD", text).replace(" ", "\u00a0"))
+            for lang, text in pairs
+        ]
     texts = [text for _, text in pairs]
     raw_labels, _ = model.raw_predict([text.replace("\n", " ") for text in texts])
     raw = [model.labels[label][0] for label in raw_labels]
@@ -142,7 +150,7 @@ def stage_rate(
         conf={"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false"},
     )
     try:
-        ship_model(spark, str(DEFAULT_LID_MODEL))
+        ship_model(spark, str(DEFAULT_LID_MODEL), settings)
         frame = spark.read.parquet(str(path)).repartition(8).cache()
         frame.count()
         stage = langid_stage(settings)
@@ -171,11 +179,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench-langid")
     args = parser.parse_args()
-    settings = LangIdSettings(model_file=DEFAULT_LID_MODEL.name)
+    settings = LangIdSettings(model_file=shipped_model_name(str(DEFAULT_LID_MODEL)))
     results: dict[str, object] = {"model": str(DEFAULT_LID_MODEL.relative_to(ROOT))}
     results["accuracy"] = accuracy(settings)
     results["accuracy_min_letters_0"] = accuracy(
-        LangIdSettings(model_file=DEFAULT_LID_MODEL.name, min_letters=0)
+        LangIdSettings(model_file=settings.model_file, min_letters=0)
+    )
+    results["accuracy_nfd_nbsp_min_letters_0"] = accuracy(
+        LangIdSettings(model_file=settings.model_file, min_letters=0), perturb=True
     )
     texts = long_texts(settings.min_letters)
     results["raw_one_core"] = raw_rate(texts, 3 * args.rows // 2)

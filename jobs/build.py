@@ -124,7 +124,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
 
     rendered = render_sources(spark, plan).transform(with_run_columns(run))
     if plan.langid is not None and plan.langid_model is not None:
-        ship_model(spark, plan.langid_model)
+        ship_model(spark, plan.langid_model, plan.langid)
         rendered = rendered.transform(langid_stage(plan.langid))
     else:
         rendered = rendered.transform(without_langid)

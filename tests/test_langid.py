@@ -68,7 +68,8 @@ def test_newlines_are_accepted_and_predict_like_the_raw_model(lid: LanguageIdent
     raw_labels, raw_scores = lid.raw_predict([text.replace("\n", " ")])
     assert detection.codes == ["de"] and lid.labels[raw_labels[0]][0] == "de"
     assert detection.scores[0] == pytest.approx(float(raw_scores[0]), abs=1e-4)
-    assert normalise("a\nb\tc") == "a b\tc"
+    assert normalise("a\nb\tc\u00a0d  e ") == "a b c d e"
+    assert normalise("cafe\u0301") == "caf\u00e9"  # decomposed accents are composed
 
 
 def test_short_and_missing_texts_are_not_guessed(lid: LanguageIdentifier) -> None:
@@ -105,6 +106,15 @@ def test_glotlid_style_labels() -> None:
 def test_letters_are_counted_per_script() -> None:
     counts = letter_counts(["abc 123 !!", "नमस्ते", "", "日本"])
     assert counts.tolist() == [3, 6, 0, 2]
+    _, scripts = letters_and_scripts(
+        [
+            "Our guide, Kim (김민준), knew every street.",
+            "我们明天在图书馆门口见面，带上你的の字笔记本。",
+            "日本の本",
+            "한국 漢字",
+        ]
+    )
+    assert scripts == ["Latn", "Hani", "Jpan", "Kore"]
 
 
 SETTINGS = LangIdSettings(model_file="lid.176.ftz", thresholds=(("de", 0.9),))
@@ -115,7 +125,8 @@ def test_judge_compares_content_with_declared_and_target() -> None:
     assert judge(SETTINGS, "fr", None, ("fr", 0.95), (None, None)) == (False, None)
     # Below the per-language threshold, German is not confident enough to call a mismatch.
     assert judge(SETTINGS, "fr", None, ("de", 0.8), (None, None)) == (False, None)
-    assert judge(SETTINGS, "zh-hant", None, ("zh", 0.9), (None, None)) == (False, None)
+    assert judge(SETTINGS, "nb", None, ("no", 0.9), (None, None)) == (False, None)
+    assert judge(SETTINGS, "zh", None, ("cmn", 0.9), (None, None)) == (False, None)
     assert judge(SETTINGS, None, None, ("de", 0.99), (None, None)) == (False, None)
     assert judge(SETTINGS, "en", "ru", ("en", 0.9), ("ru", 0.9)) == (False, None)
     assert judge(SETTINGS, "en", "ru", ("en", 0.9), ("uk", 0.9)) == (True, None)
@@ -145,15 +156,20 @@ def test_detect_flags_a_french_record_whose_text_is_german(lid: LanguageIdentifi
              "content": german, "language": "fr"},
             {"instruction": f"Résumez : {SENTENCES['fr']}", "response": "Fermé.",
              "content": SENTENCES["fr"], "language": "fr"},
-            {"instruction": SENTENCES["ru"], "response": "да", "content": None, "language": "und"},
+            {"instruction": SENTENCES["ru"], "response": "да", "content": SENTENCES["ru"],
+             "language": "und"},
+            {"instruction": "Write any sentence.", "response": SENTENCES["ru"], "content": None,
+             "language": "und"},
             {"language": None},  # a reject: nothing to detect
         ],
     )  # fmt: skip
-    assert [row["lang_mismatch"] for row in out] == [True, False, False, None]
+    assert [row["lang_mismatch"] for row in out] == [True, False, False, False, None]
     assert out[0]["detected_language"] == "de" and out[0]["drop_reason"] is None
     assert out[1]["instruction_lang"] == "fr" and out[1]["response_lang"] == "und"
-    assert out[2]["detected_language"] == "ru" and out[2]["script"] == "Cyrl"  # from instruction
-    assert out[3]["instruction_lang"] is None and out[3]["lang_mismatch"] is None
+    assert out[2]["inferred_language"] == "ru" and out[2]["script"] == "Cyrl"
+    # No text of its own: the template's English words must not decide the record's language.
+    assert out[3]["detected_language"] is None and out[3]["inferred_language"] == "und"
+    assert out[4]["instruction_lang"] is None and out[4]["lang_mismatch"] is None
 
 
 def test_detect_in_drop_mode_gives_the_reason(lid: LanguageIdentifier) -> None:

@@ -33,6 +33,12 @@ RECORDS = [
     },
     {"id": "4", "text": "Вчера вечером мы долго гуляли по набережной и разговаривали."},
     {"id": "5", "lang": "fr", "text": "Merci."},
+    {
+        "id": "6",
+        "lang": "deu",
+        "text": "Wir treffen uns morgen früh vor dem Bahnhof und fahren los.",
+    },
+    {"id": "7", "lang": "pt_BR", "text": "A reunião foi adiada porque o diretor estava doente."},
 ]
 PAIRS = [
     {
@@ -96,6 +102,9 @@ def test_label_mode_flags_mismatches_and_fills_undeclared_languages(
     assert data["3"]["lang_mismatch"] is False and data["3"]["script"] == "Latn"
     assert data["4"]["language"] == "ru" and data["4"]["script"] == "Cyrl"  # detected
     assert data["5"]["lang_mismatch"] is False  # "Merci." is too short to judge
+    # Declared codes land in the same code system as the model's: deu -> de, pt_BR -> pt.
+    assert (data["6"]["language"], data["6"]["lang_mismatch"]) == ("de", False)
+    assert (data["7"]["language"], data["7"]["lang_mismatch"]) == ("pt", False)
     assert data["p1"]["lang_mismatch"] is False and data["p1"]["response_lang"] == "de"
     assert data["p2"]["lang_mismatch"] is True  # the target side is French, declared German
     for row in data.values():
@@ -104,8 +113,8 @@ def test_label_mode_flags_mismatches_and_fills_undeclared_languages(
             assert code == "und" or iso_code(code) == code, (column, code)
         assert (row["response_lang"] == "und") == (row["response_lang_score"] is None)
     summary = manifest["sources"]["texts"]["langid"]
-    assert summary["detected"] == {"fr": 1, "de": 2, "ru": 1, "und": 1}
-    assert summary["mismatched"] == 1 and summary["mismatch_rate"] == 0.25
+    assert summary["detected"] == {"fr": 1, "de": 3, "ru": 1, "pt": 1, "und": 1}
+    assert summary["mismatched"] == 1 and summary["mismatch_rate"] == round(1 / 6, 4)
     assert manifest["totals"]["reconciled"] is True
 
 
@@ -114,7 +123,7 @@ def test_drop_mode_moves_rows_to_rejects_and_still_reconciles(spark: Any, tmp_pa
     manifest = run_build(spark, plan, run_context(plan, None))
     data = {r["source_key"] for r in rows(tmp_path / "out" / "data")}
     rejects = {r["source_key"]: r for r in rows(tmp_path / "out" / "rejects")}
-    assert set(rejects) == {"2", "p2"} and {"1", "3", "4", "5", "p1"} <= data
+    assert set(rejects) == {"2", "p2"} and {"1", "3", "4", "5", "6", "7", "p1"} <= data
     assert rejects["2"]["reason"] == "language_mismatch" and rejects["2"]["stage"] == "langid"
     texts = manifest["sources"]["texts"]
     assert texts["rejected_by_reason"] == {"language_mismatch": 1}

@@ -104,7 +104,14 @@ def test_renames_apply_before_everything_else() -> None:
 
 def test_language_codes() -> None:
     assert normalise_language("FR", "f") == "fr"
-    assert normalise_language("zh_Hant", "f") == "zh-hant"
+    assert normalise_language("zh_Hant", "f") == "zh"  # one code system: subtags dropped
+    assert normalise_language("eng", "f") == "en"
+    assert normalise_language("iw", "f") == "he"
+    assert normalise_language("ceb", "f") == "ceb"
+    assert normalise_language("UND", "f") == "und"
+    for bad in ("xx", "zzz", "English"):
+        with pytest.raises(RecordError):
+            normalise_language(bad, "f")
     assert normalise_language(None, "f") == "und"
     with pytest.raises(RecordError) as caught:
         normalise_language("English", "field 'lang'")

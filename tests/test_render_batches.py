@@ -202,3 +202,20 @@ def test_rename_onto_an_existing_field_is_a_reject_and_renames_swap() -> None:
         plan(renames=(("premise", "hypothesis"), ("hypothesis", "premise"))), json_batch([line])
     )
     assert swapped[0]["instruction"].startswith("H")
+
+
+def test_content_is_the_records_own_text_nested_fields_included() -> None:
+    template = TemplateSpec(
+        "qa/nested", "nested", "Context: {{ data.context }}\nQ: {{ q }} ||| {{ data.answers[0] }}"
+    )
+    line = json.dumps(
+        {
+            "id": "1",
+            "lang": "fr",
+            "q": "Où ?",
+            "data": {"context": "À Paris.", "answers": ["Paris"]},
+        }
+    )
+    out = rows(plan(templates=(template,), language=None, language_field="lang", field_types=()),
+               json_batch([line]))  # fmt: skip
+    assert out[0]["content"] == "À Paris.\nParis\nOù ?"  # no template words, no id or lang code

@@ -9,6 +9,7 @@ minimum get ``und`` instead of a guess.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,21 +17,24 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from udfs.language_codes import UNDETERMINED, parse_label
+from udfs.language_codes import UNDETERMINED, comparable, parse_label
 from udfs.scripts import letter_counts, letters_and_scripts
 
 
 def normalise(text: str) -> str:
-    """fastText reads ``\n`` as the end of the text and refuses it in predict; every other
-    ASCII space it already treats as a word separator, so only ``\n`` needs replacing, and the
-    tokens the model sees are exactly those of the original text."""
-    return text.replace("\n", " ") if "\n" in text else text
+    """NFC (decomposed accents and Hangul jamo are another text to fastText) and every run of
+    Unicode whitespace as one space (fastText refuses ``\n`` and does not split on NBSP).
+    Text that is already clean, like the model's training data, comes through unchanged."""
+    if not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
 class Detection:
     codes: list[str | None]  # None where there was no text
     scores: list[float | None]  # None where the text was not judged
+    scripts: list[str | None]  # the script the label names (GlotLID), else None
 
 
 class LanguageIdentifier:
@@ -68,15 +72,16 @@ class LanguageIdentifier:
         judged = np.flatnonzero((letters >= min_letters) & (letters > 0)).tolist()
         codes: list[str | None] = [None if not text else UNDETERMINED for text in texts]
         scores: list[float | None] = [None] * len(texts)
+        scripts: list[str | None] = [None] * len(texts)
         if judged:
             labels, probabilities = self._predict_lines([normalise(present[i]) for i in judged])
             # fastText's softmax can exceed 1 by a rounding hair.
             rounded = np.minimum(np.concatenate(probabilities), 1.0).round(4).tolist()
             mapped = self.labels
             for i, label, score in zip(judged, labels, rounded, strict=True):
-                codes[i] = mapped[label[0]][0]
+                codes[i], scripts[i] = mapped[label[0]]
                 scores[i] = score
-        return Detection(codes, scores)
+        return Detection(codes, scores, scripts)
 
 
 _identifiers: dict[str, LanguageIdentifier] = {}
@@ -115,7 +120,7 @@ def _confident(settings: LangIdSettings, code: str | None, score: float | None) 
 def _base(code: Any) -> str | None:
     if not code or code == UNDETERMINED:
         return None
-    return str(code).split("-")[0]
+    return comparable(str(code))
 
 
 def judge(
@@ -136,9 +141,9 @@ def judge(
         return mismatch, None
     if mismatch:
         return True, "language_mismatch"
-    code, score = content
-    if code not in (None, UNDETERMINED) and not _confident(settings, code, score):
-        return False, "low_language_score"
+    for code, score in (content, target_content):
+        if code not in (None, UNDETERMINED) and not _confident(settings, code, score):
+            return False, "low_language_score"
     return False, None
 
 
@@ -154,9 +159,11 @@ LANGID_RESULT = pa.struct(
         pa.field("response_lang_score", pa.float64()),
         pa.field("script", pa.string()),
         pa.field("lang_mismatch", pa.bool_()),
-        # The record's content: the detected language the manifest counts.
+        # The record's content: the detected language the manifest counts, and the same only
+        # where it is confident (what an undeclared record's `language` becomes), else und.
         pa.field("detected_language", pa.string()),
         pa.field("detected_language_score", pa.float64()),
+        pa.field("inferred_language", pa.string()),
         pa.field("drop_reason", pa.string()),
         pa.field("drop_detail", pa.string()),
     ]
@@ -189,7 +196,9 @@ def detect_arrays(
     contents_all, targets_all = content.to_pylist(), target_content.to_pylist()
     responses_all = response.to_pylist()
     declared_all, target_all = language.to_pylist(), target_language.to_pylist()
-    contents = [contents_all[i] or instructions[i] for i in rows]
+    # A record with no text of its own in its fields is not judged: the template's words
+    # would say the template's language, not the record's.
+    contents = [contents_all[i] for i in rows]
     texts = [
         [instructions[i] for i in rows],
         [responses_all[i] for i in rows],
@@ -198,7 +207,7 @@ def detect_arrays(
     ]
     # One pass over the characters of the other texts for their letter counts; the content
     # gets letters and script together.
-    content_letters, scripts = letters_and_scripts(contents)
+    content_letters, scripts = letters_and_scripts([text or "" for text in contents])
     others = letter_counts([text or "" for n in (0, 1, 3) for text in texts[n]])
     count = len(rows)
     letters = [others[:count], others[count : 2 * count], content_letters, others[2 * count :]]
@@ -230,10 +239,17 @@ def detect_arrays(
         "instruction_lang_score": found_instruction.scores,
         "response_lang": found_response.codes,
         "response_lang_score": found_response.scores,
-        "script": scripts,
+        "script": [
+            label_script or script
+            for label_script, script in zip(found_content.scripts, scripts, strict=True)
+        ],
         "lang_mismatch": [mismatch for mismatch, _ in verdicts],
         "detected_language": found_content.codes,
         "detected_language_score": found_content.scores,
+        "inferred_language": [
+            code if _confident(settings, code, score) else UNDETERMINED
+            for code, score in zip(found_content.codes, found_content.scores, strict=True)
+        ],
         "drop_reason": [drop for _, drop in verdicts],
         "drop_detail": details,
     }

@@ -23,6 +23,20 @@ WIKIPEDIA_TO_ISO = {
 }
 
 
+# Withdrawn ISO 639-1 codes still found in datasets.
+DEPRECATED = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+
+# For comparing a declared code with a detected one: an individual language and the code a
+# model (or a dataset) uses for it. lid.176 says `no`, `tl`, `zh`, `ar`...; GlotLID says
+# `arb`, `cmn`, `pes`...; datasets say `nb`, `fil`. Partial: the common cases.
+SAME_LANGUAGE = {
+    "nb": "no", "nn": "no", "fil": "tl", "arb": "ar", "cmn": "zh", "pes": "fa", "prs": "fa",
+    "zsm": "ms", "swh": "sw", "ekk": "et", "lvs": "lv", "khk": "mn", "uzn": "uz", "azj": "az",
+    "npi": "ne", "ory": "or", "plt": "mg", "ydd": "yi", "gaz": "om", "quy": "qu", "pbt": "ps",
+    "als": "sq", "kmr": "ku", "hbs": "sh", "bos": "bs", "hrv": "hr", "srp": "sr",
+}  # fmt: skip
+
+
 class UnknownLanguageLabel(ValueError):
     pass
 
@@ -31,6 +45,7 @@ class UnknownLanguageLabel(ValueError):
 def iso_code(code: str) -> str:
     """``en``/``eng`` -> ``en``; ``ceb`` -> ``ceb``; raises for codes ISO 639 does not have."""
     code = WIKIPEDIA_TO_ISO.get(code.lower(), code.lower())
+    code = DEPRECATED.get(code, code)
     if len(code) == 2:
         found = pycountry.languages.get(alpha_2=code)
     elif len(code) == 3:
@@ -51,8 +66,12 @@ def parse_label(label: str) -> tuple[str, str | None]:
     return iso_code(code), (script.title() if len(script) == 4 else None)
 
 
-def base_language(code: str | None) -> str | None:
-    """``zh-hant`` -> ``zh``: declared codes may carry a region or script subtag."""
-    if not code:
-        return None
-    return code.split("-")[0].split("_")[0].lower()
+def declared_code(value: str) -> str:
+    """A declared language (``EN``, ``eng``, ``pt_BR``, ``zh-Hant``) in the one code system;
+    region and script subtags are dropped. Raises for anything ISO 639 does not have."""
+    return iso_code(value.strip().replace("_", "-").split("-")[0])
+
+
+def comparable(code: str) -> str:
+    """The code two spellings of one language share (``nb`` and ``no`` -> ``no``)."""
+    return SAME_LANGUAGE.get(code, code)

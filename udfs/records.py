@@ -9,9 +9,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from udfs.language_codes import UnknownLanguageLabel, declared_code
+
 FIELD_TYPES = ("string", "int", "float", "bool", "list", "struct")
 UNDETERMINED_LANGUAGE = "und"
-_LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
 _INTEGER = re.compile(r"\s*[-+]?\d+\s*")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -203,15 +204,19 @@ def coerce_fields(record: dict[str, Any], field_types: Sequence[tuple[str, str]]
 
 
 def normalise_language(value: Any, where: str) -> str:
+    """A declared language in the code system language ID uses (ISO 639-1, else 639-3)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return UNDETERMINED_LANGUAGE
-    code = str(value).strip().lower().replace("_", "-")
-    if not _LANGUAGE_CODE.match(code):
+    text = str(value).strip()
+    if text.lower() == UNDETERMINED_LANGUAGE:
+        return UNDETERMINED_LANGUAGE
+    try:
+        return declared_code(text)
+    except UnknownLanguageLabel:
         raise RecordError(
             "invalid_language",
-            f"{where} value {str(value)[:40]!r} is not a language code like 'fr'",
-        )
-    return code
+            f"{where} value {text[:40]!r} is not an ISO 639 language code like 'fr' or 'fra'",
+        ) from None
 
 
 def choose_templates(

@@ -153,17 +153,22 @@ def _content_fields(plan: RenderPlan, template: CompiledTemplate) -> tuple[list[
     return [f for f in fields if f not in target], [f for f in fields if f in target]
 
 
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every string inside a value (lists and structs walked, a few levels deep)."""
+    if isinstance(value, str):
+        yield value
+    elif depth < 4 and isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item, depth + 1)
+    elif depth < 4 and isinstance(value, list):
+        for item in value:
+            yield from _strings(item, depth + 1)
+
+
 def _content(record: dict[str, Any], fields: list[str]) -> str | None:
-    """The record's own text in those fields (strings and lists of strings)."""
-    parts: list[str] = []
-    for name in fields:
-        value = record.get(name)
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, list):
-            parts.extend(item for item in value if isinstance(item, str))
-    text = "\n".join(part for part in parts if part.strip())
-    return text or None
+    """The record's own text in those fields, nested ones included."""
+    parts = [part for name in fields for part in _strings(record.get(name)) if part.strip()]
+    return "\n".join(parts) or None
 
 
 @dataclass

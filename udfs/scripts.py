@@ -68,9 +68,17 @@ def letters_and_scripts(texts: Sequence[str]) -> tuple[np.ndarray, list[str | No
     counts = counts.reshape(len(texts), len(names))
     letters = counts.sum(axis=1) - counts[:, NOT_A_LETTER]
     dominant = np.array(names, dtype=object)[np.argmax(counts[:, 1:], axis=1) + 1]
-    # ISO 15924's combined codes: kana anywhere makes Japanese, hangul makes Korean.
+    # ISO 15924's combined codes, for text written mainly in East Asian scripts: kana with
+    # (or without) Han is Japanese, hangul with Han is Korean. An English sentence quoting one
+    # Korean name stays Latn.
     column = {name: i for i, name in enumerate(names)}
-    dominant[counts[:, column["Hira"]] + counts[:, column["Kana"]] > 0] = "Jpan"
-    dominant[counts[:, column["Hang"]] > 0] = "Kore"
+    kana = counts[:, column["Hira"]] + counts[:, column["Kana"]]
+    east_asian = np.isin(dominant, ["Hani", "Hira", "Kana", "Hang"])
+    # A tenth of the letters: Chinese quoting one の stays Hani.
+    japanese = east_asian & (kana * 10 >= letters) & (kana > 0)
+    korean = east_asian & ~japanese & (counts[:, column["Hang"]] * 10 >= letters)
+    korean &= counts[:, column["Hang"]] > 0
+    dominant[japanese] = "Jpan"
+    dominant[korean] = "Kore"
     dominant[letters == 0] = None
     return letters, dominant.tolist()
