@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from jobs.lid_model import DEFAULT as DEFAULT_LID_MODEL
+from jobs.lid_model import file_sha256
 from udfs.langid import LangIdSettings, identifier
 from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
 from udfs.records import FIELD_TYPES
@@ -24,7 +25,6 @@ from udfs.render_batches import READER_COLUMNS, RenderPlan
 from udfs.template_files import TemplateFileError, load_template_file
 from udfs.templating import TemplateCompileError, TemplateSpec, compile_template
 
-DEFAULT_LID_MODEL = Path(__file__).resolve().parent.parent / "models" / "lid.176.ftz"
 PARTITION_COLUMNS = ("language", "task_cluster", "task", "source", "license")
 UNASSIGNED_CLUSTER = "unassigned"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -560,11 +560,7 @@ def _langid_model(file: Path, settings: LangIdConfig) -> str | None:
 def shipped_model_name(model: str) -> str:
     """The name the model travels under: its content hash in front, so a changed or different
     model with the same file name never clashes with one Spark already has."""
-    digest = hashlib.sha256()
-    with open(model, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return f"{digest.hexdigest()[:16]}-{Path(model).name}"
+    return f"{file_sha256(model)[:16]}-{Path(model).name}"
 
 
 def _langid_settings(settings: LangIdConfig, model: str) -> LangIdSettings:

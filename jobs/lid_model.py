@@ -20,12 +20,17 @@ SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
 DEFAULT = Path(__file__).resolve().parent.parent / "models" / "lid.176.ftz"
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def file_sha256(path: str | Path) -> str:
+    """Streamed, so a 1.6 GB GlotLID model is hashed without reading it into memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def fetch(target: Path) -> Path:
-    if target.is_file() and sha256(target) == SHA256:
+    if target.is_file() and file_sha256(target) == SHA256:
         return target
     with tempfile.TemporaryDirectory() as folder:
         subprocess.run(
