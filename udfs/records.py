@@ -9,10 +9,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from udfs.language_codes import UnknownLanguageLabel, declared_code
+from udfs.language_codes import UNDETERMINED, UnknownLanguageLabel, declared_code
 
 FIELD_TYPES = ("string", "int", "float", "bool", "list", "struct")
-UNDETERMINED_LANGUAGE = "und"
 _INTEGER = re.compile(r"\s*[-+]?\d+\s*")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -206,10 +205,10 @@ def coerce_fields(record: dict[str, Any], field_types: Sequence[tuple[str, str]]
 def normalise_language(value: Any, where: str) -> str:
     """A declared language in the code system language ID uses (ISO 639-1, else 639-3)."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        return UNDETERMINED_LANGUAGE
+        return UNDETERMINED
     text = str(value).strip()
-    if text.lower() == UNDETERMINED_LANGUAGE:
-        return UNDETERMINED_LANGUAGE
+    if text.lower() == UNDETERMINED:
+        return UNDETERMINED
     try:
         return declared_code(text)
     except UnknownLanguageLabel:
