@@ -38,33 +38,35 @@ def _tables() -> tuple[np.ndarray, tuple[str, ...]]:
     return table, names
 
 
-def letter_counts(texts: Sequence[str]) -> np.ndarray:
-    """Per text, the number of letters (cheaper than :func:`letters_and_scripts`)."""
+def _script_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(length of each text in code points, the script index of every code point in turn)."""
     table, _ = _tables()
     lengths = np.array([len(text) for text in texts], dtype=np.int64)
-    if not len(texts) or not lengths.sum():
-        return np.zeros(len(texts), dtype=np.int64)
     code_points = np.frombuffer(
         "".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
     )
-    running = np.zeros(len(code_points) + 1, dtype=np.int64)
-    np.cumsum(table[code_points] != NOT_A_LETTER, out=running[1:])
+    return lengths, table[code_points]
+
+
+def letter_counts(texts: Sequence[str]) -> np.ndarray:
+    """Per text, the number of letters (cheaper than :func:`letters_and_scripts`)."""
+    lengths, script_ids = _script_ids(texts)
+    running = np.zeros(len(script_ids) + 1, dtype=np.int64)
+    np.cumsum(script_ids != NOT_A_LETTER, out=running[1:])
     ends = np.cumsum(lengths)
     return running[ends] - running[ends - lengths]
 
 
 def letters_and_scripts(texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
     """Per text: the number of letters, and its dominant script (None without letters)."""
-    table, names = _tables()
-    lengths = np.fromiter((len(text) for text in texts), dtype=np.int64, count=len(texts))
-    if not len(texts) or not lengths.sum():
+    _, names = _tables()
+    lengths, script_ids = _script_ids(texts)
+    if not len(script_ids):
         return np.zeros(len(texts), dtype=np.int64), [None] * len(texts)
-    code_points = np.frombuffer(
-        "".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
-    )
-    script_ids = table[code_points].astype(np.int64)
     owner = np.repeat(np.arange(len(texts)), lengths)
-    counts = np.bincount(owner * len(names) + script_ids, minlength=len(texts) * len(names))
+    counts = np.bincount(
+        owner * len(names) + script_ids.astype(np.int64), minlength=len(texts) * len(names)
+    )
     counts = counts.reshape(len(texts), len(names))
     letters = counts.sum(axis=1) - counts[:, NOT_A_LETTER]
     dominant = np.array(names, dtype=object)[np.argmax(counts[:, 1:], axis=1) + 1]
