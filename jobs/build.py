@@ -130,12 +130,10 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         rendered = rendered.transform(without_langid)
     rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        outcome = manifests.count_by(rendered.select(F.col("reason").isNull().alias("ok")), "ok")
-        n_ok, n_rejected = outcome.get((True,), 0), outcome.get((False,), 0)
+        n_ok, n_rejected, languages = manifests.count_rendered(rendered)
         log.info(
             "render: %s rows, %s rejected (%.1fs)", f"{n_ok:,}", f"{n_rejected:,}", clock.lap()
         )
-        languages = manifests.count_languages(rendered)
         shared_ids = manifests.count_shared_ids(rendered.transform(accepted_rows))
         for name, rows in sorted(shared_ids.items()):
             log.warning("render: %s: %s rows share their id with another row", name, f"{rows:,}")

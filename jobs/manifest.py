@@ -52,14 +52,29 @@ def count_shared_ids(rows: DataFrame) -> dict[str, int]:
     return {row["source"]: int(row["rows"]) for row in totals}
 
 
-def count_languages(rendered: DataFrame) -> dict[tuple[Any, ...], int]:
-    """Rows that reached language ID, by source, detected content language and mismatch."""
-    return count_by(
-        rendered.where(F.col("instruction").isNotNull()),
+def count_rendered(rendered: DataFrame) -> tuple[int, int, dict[tuple[Any, ...], int]]:
+    """One aggregation over the persisted frame: (rows kept, rows rejected, and for the rows
+    that reached language ID, counts by source, detected content language and mismatch)."""
+    groups = count_by(
+        rendered.select(
+            "source",
+            F.col("reason").isNull().alias("kept"),
+            F.col("instruction").isNotNull().alias("reached_langid"),
+            "detected_language",
+            "lang_mismatch",
+        ),
         "source",
+        "kept",
+        "reached_langid",
         "detected_language",
         "lang_mismatch",
     )
+    kept = sum(count for (_, ok, *_), count in groups.items() if ok)
+    languages: dict[tuple[Any, ...], int] = defaultdict(int)
+    for (source, _, reached, code, mismatch), count in groups.items():
+        if reached:
+            languages[(source, code, mismatch)] += count
+    return kept, sum(groups.values()) - kept, dict(languages)
 
 
 def _language_summary(name: str, languages: dict[tuple[Any, ...], int]) -> dict[str, Any]:
