@@ -14,9 +14,9 @@ from udfs.langid import (
     detect_arrays,
     identifier,
     judge,
-    normalise,
 )
 from udfs.language_codes import UnknownLanguageLabel, iso_code, parse_label
+from udfs.normal_form import normalise
 from udfs.scripts import letter_counts, letters_and_scripts
 
 SENTENCES = {

@@ -9,7 +9,6 @@ minimum get ``und`` instead of a guess.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,16 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from udfs.language_codes import UNDETERMINED, comparable, parse_label
-from udfs.scripts import letter_counts, letters_and_scripts
-
-
-def normalise(text: str) -> str:
-    """NFC (decomposed accents and Hangul jamo are another text to fastText) and every run of
-    Unicode whitespace as one space (fastText refuses ``\n`` and does not split on NBSP).
-    Text that is already clean, like the model's training data, comes through unchanged."""
-    if not unicodedata.is_normalized("NFC", text):
-        text = unicodedata.normalize("NFC", text)
-    return " ".join(text.split())
+from udfs.normal_form import letters_and_unclean, normalise
+from udfs.scripts import count_letters_and_scripts, encode
 
 
 @dataclass(frozen=True)
@@ -56,31 +47,37 @@ class LanguageIdentifier:
         labels, probabilities = self._model.predict(texts, k=1)
         return [label[0] for label in labels], np.array([p[0] for p in probabilities])
 
-    def _predict_lines(self, texts: list[str]) -> tuple[list[list[str]], list[np.ndarray]]:
-        # What `predict` does for a list, minus its per-text newline check: `normalise` has
-        # already removed newlines, and the trailing one is the end-of-text marker it adds.
-        lines = [text + "\n" for text in texts]
-        return self._model.f.multilinePredict(lines, 1, 0.0, "strict")  # type: ignore[no-any-return]
-
     def detect(
-        self, texts: Sequence[str | None], min_letters: int, letters: np.ndarray | None = None
+        self,
+        texts: Sequence[str | None],
+        min_letters: int,
+        letters: np.ndarray | None = None,
+        unclean: np.ndarray | None = None,
     ) -> Detection:
-        """``letters``: the texts' letter counts, when the caller has them already."""
+        """``letters`` and ``unclean`` (see :func:`needs_normalising`): per text, when the
+        caller has them already."""
         present = [text or "" for text in texts]
-        if letters is None:
-            letters = letter_counts(present)
-        judged = np.flatnonzero((letters >= min_letters) & (letters > 0)).tolist()
+        if letters is None or unclean is None:
+            letters, unclean = letters_and_unclean(*encode(present))
+        judged = np.flatnonzero((letters >= min_letters) & (letters > 0))
         codes: list[str | None] = [None if not text else UNDETERMINED for text in texts]
         scores: list[float | None] = [None] * len(texts)
         scripts: list[str | None] = [None] * len(texts)
-        if judged:
-            labels, probabilities = self._predict_lines([normalise(present[i]) for i in judged])
-            # fastText's softmax can exceed 1 by a rounding hair.
-            rounded = np.minimum(np.concatenate(probabilities), 1.0).round(4).tolist()
-            mapped = self.labels
-            for i, label, score in zip(judged, labels, rounded, strict=True):
-                codes[i], scripts[i] = mapped[label[0]]
-                scores[i] = score
+        if not len(judged):
+            return Detection(codes, scores, scripts)
+        # What the binding's `predict` does for a list, minus its per-text newline check:
+        # clean texts have none, and the trailing one is the end-of-text marker it adds.
+        lines = [
+            (normalise(present[i]) if dirty else present[i]) + "\n"
+            for i, dirty in zip(judged.tolist(), unclean[judged].tolist(), strict=True)
+        ]
+        labels, probabilities = self._model.f.multilinePredict(lines, 1, 0.0, "strict")
+        # fastText's softmax can exceed 1 by a rounding hair.
+        rounded = np.minimum(np.concatenate(probabilities), 1.0).round(4).tolist()
+        mapped = self.labels
+        for i, label, score in zip(judged.tolist(), labels, rounded, strict=True):
+            codes[i], scripts[i] = mapped[label[0]]
+            scores[i] = score
         return Detection(codes, scores, scripts)
 
 
@@ -198,21 +195,31 @@ def detect_arrays(
     declared_all, target_all = language.to_pylist(), target_language.to_pylist()
     # A record with no text of its own in its fields is not judged: the template's words
     # would say the template's language, not the record's.
-    contents = [contents_all[i] for i in rows]
-    texts = [
-        [instructions[i] for i in rows],
-        [responses_all[i] for i in rows],
-        contents,
-        [targets_all[i] for i in rows],
-    ]
-    # One pass over the characters of the other texts for their letter counts; the content
-    # gets letters and script together.
-    content_letters, scripts = letters_and_scripts([text or "" for text in contents])
-    others = letter_counts([text or "" for n in (0, 1, 3) for text in texts[n]])
     count = len(rows)
-    letters = [others[:count], others[count : 2 * count], content_letters, others[2 * count :]]
+    texts = [
+        *[instructions[i] for i in rows],
+        *[responses_all[i] for i in rows],
+        *[contents_all[i] for i in rows],
+        *[targets_all[i] for i in rows],
+    ]
+    # The whole batch is encoded, counted, checked and predicted at once; the content's
+    # code points also give the row's script.
+    lengths, code_points = encode([text or "" for text in texts])
+    content_start = int(lengths[: 2 * count].sum())
+    content_lengths = lengths[2 * count : 3 * count]
+    _, scripts = count_letters_and_scripts(
+        (content_lengths, code_points[content_start : content_start + content_lengths.sum()])
+    )
+    everything = found.detect(
+        texts, settings.min_letters, *letters_and_unclean(lengths, code_points)
+    )
     found_instruction, found_response, found_content, found_target = (
-        found.detect(group, settings.min_letters, letters[n]) for n, group in enumerate(texts)
+        Detection(
+            everything.codes[n * count : (n + 1) * count],
+            everything.scores[n * count : (n + 1) * count],
+            everything.scripts[n * count : (n + 1) * count],
+        )
+        for n in range(4)
     )
     verdicts = [
         judge(

@@ -16,7 +16,15 @@ import numpy as np
 from fontTools.unicodedata import Scripts
 
 NOT_A_LETTER = 0
+# Planes 4-13 hold no characters and planes 15-16 only private use: no letters, nothing that
+# normalisation changes. Tables built per code point skip them.
+ASSIGNED_PLANES = (range(0, 0x40000), range(0xE0000, 0xF0000))
 COMMON = ("Zyyy", "Zinh", "Zzzz")
+
+
+def script_table() -> np.ndarray:
+    """Code point -> script index of letters and marks, NOT_A_LETTER for anything else."""
+    return _tables()[0]
 
 
 @lru_cache(maxsize=1)
@@ -29,45 +37,61 @@ def _tables() -> tuple[np.ndarray, tuple[str, ...]]:
     for start, end, script in zip(bounds, bounds[1:], Scripts.VALUES, strict=False):
         table[start:end] = index.get(script, NOT_A_LETTER)
     # Keep letters (L*) and combining marks (M*, the vowel signs of Indic scripts) only.
-    letters = np.fromiter(
-        (unicodedata.category(chr(cp))[0] in "LM" for cp in range(0x110000)),
-        dtype=bool,
-        count=0x110000,
-    )
+    letters = np.zeros(0x110000, dtype=bool)
+    for plane in ASSIGNED_PLANES:
+        letters[plane.start : plane.stop] = np.fromiter(
+            (unicodedata.category(chr(cp))[0] in "LM" for cp in plane), dtype=bool
+        )
     table[~letters] = NOT_A_LETTER
     return table, names
 
 
-def _script_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(length of each text in code points, the script index of every code point in turn)."""
-    table, _ = _tables()
+# (length of each text in code points, all their code points in one array)
+Encoded = tuple[np.ndarray, np.ndarray]
+
+
+def encode(texts: Sequence[str]) -> Encoded:
+    """One UTF-32 encode for the whole batch."""
     lengths = np.array([len(text) for text in texts], dtype=np.int64)
     code_points = np.frombuffer(
         "".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32
     )
-    return lengths, table[code_points]
+    return lengths, code_points
 
 
 def letter_counts(texts: Sequence[str]) -> np.ndarray:
     """Per text, the number of letters (cheaper than :func:`letters_and_scripts`)."""
-    lengths, script_ids = _script_ids(texts)
-    running = np.zeros(len(script_ids) + 1, dtype=np.int64)
-    np.cumsum(script_ids != NOT_A_LETTER, out=running[1:])
-    ends = np.cumsum(lengths)
-    return running[ends] - running[ends - lengths]
+    return count_letters(encode(texts))
 
 
 def letters_and_scripts(texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
     """Per text: the number of letters, and its dominant script (None without letters)."""
-    _, names = _tables()
-    lengths, script_ids = _script_ids(texts)
+    return count_letters_and_scripts(encode(texts))
+
+
+def count_letters(encoded: Encoded) -> np.ndarray:
+    """:func:`letter_counts` of texts already encoded."""
+    lengths, code_points = encoded
+    table, _ = _tables()
+    running = np.zeros(len(code_points) + 1, dtype=np.int64)
+    np.cumsum(table[code_points] != NOT_A_LETTER, out=running[1:])
+    ends = np.cumsum(lengths)
+    return running[ends] - running[ends - lengths]
+
+
+def count_letters_and_scripts(encoded: Encoded) -> tuple[np.ndarray, list[str | None]]:
+    """:func:`letters_and_scripts` of texts already encoded."""
+    lengths, code_points = encoded
+    size = len(lengths)
+    table, names = _tables()
+    script_ids = table[code_points]
     if not len(script_ids):
-        return np.zeros(len(texts), dtype=np.int64), [None] * len(texts)
-    owner = np.repeat(np.arange(len(texts)), lengths)
+        return np.zeros(size, dtype=np.int64), [None] * size
+    owner = np.repeat(np.arange(size), lengths)
     counts = np.bincount(
-        owner * len(names) + script_ids.astype(np.int64), minlength=len(texts) * len(names)
+        owner * len(names) + script_ids.astype(np.int64), minlength=size * len(names)
     )
-    counts = counts.reshape(len(texts), len(names))
+    counts = counts.reshape(size, len(names))
     letters = counts.sum(axis=1) - counts[:, NOT_A_LETTER]
     dominant = np.array(names, dtype=object)[np.argmax(counts[:, 1:], axis=1) + 1]
     # ISO 15924's combined codes, for text written mainly in East Asian scripts: kana with
