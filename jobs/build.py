@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 
 from jobs import manifest as manifests
 from jobs.config import ConfigError, RunPlan, load_plan
+from jobs.dedup import DedupPlan, dedup_stage, without_dedup
 from jobs.langid import langid_stage, ship_model, without_langid
 from jobs.readers import read_source
 from jobs.render import render_stage, with_source_metadata
@@ -90,6 +91,14 @@ def accepted_rows(frame: DataFrame) -> DataFrame:
     return frame.where(F.col("reason").isNull()).select("*", messages_column().alias("messages"))
 
 
+def kept_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(~F.col("is_duplicate"))
+
+
+def duplicate_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(F.col("is_duplicate"))
+
+
 def rejected_rows(frame: DataFrame) -> DataFrame:
     return frame.where(F.col("reason").isNotNull())
 
@@ -110,6 +119,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
     dated = run["run_date"] is not None
     data_path = f"{plan.output.rstrip('/')}/data"
     rejects_path = f"{plan.output.rstrip('/')}/rejects"
+    duplicates_path = f"{plan.output.rstrip('/')}/duplicates"
     data_partitions = [LOAD_DATE, *plan.partition_by] if dated else list(plan.partition_by)
     reject_partitions = [LOAD_DATE, "source"] if dated else ["source"]
     load_date = date.fromisoformat(run["load_date"])
@@ -129,20 +139,48 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
     else:
         rendered = rendered.transform(without_langid)
     rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
+    base = rendered
     try:
-        n_ok, n_rejected, languages = manifests.count_rendered(rendered)
+        if plan.dedup is not None:
+            dedup_plan = DedupPlan.of(plan.dedup)
+            log.info(
+                "dedup: threshold %.2f, %d permutations = %d bands x %d rows, scope %s",
+                plan.dedup.threshold,
+                plan.dedup.num_perm,
+                dedup_plan.bands,
+                dedup_plan.rows,
+                plan.dedup.scope,
+            )
+            rendered = rendered.transform(dedup_stage(dedup_plan)).persist(
+                StorageLevel.MEMORY_AND_DISK
+            )
+        else:
+            rendered = rendered.transform(without_dedup).persist(StorageLevel.MEMORY_AND_DISK)
+        counts = manifests.count_rendered(rendered)
+        base.unpersist()
         log.info(
-            "render: %s rows, %s rejected (%.1fs)", f"{n_ok:,}", f"{n_rejected:,}", clock.lap()
+            "render: %s rows, %s rejected, %s duplicates (%.1fs)",
+            f"{counts.kept:,}",
+            f"{counts.rejected:,}",
+            f"{sum(counts.duplicates.values()):,}",
+            clock.lap(),
         )
-        shared_ids = manifests.count_shared_ids(rendered.transform(accepted_rows))
+        clusters = (
+            manifests.cluster_summary(rendered.transform(accepted_rows))
+            if plan.dedup is not None
+            else None
+        )
+        shared_ids = manifests.count_shared_ids(
+            rendered.transform(accepted_rows).transform(kept_rows)
+        )
         for name, rows in sorted(shared_ids.items()):
             log.warning("render: %s: %s rows share their id with another row", name, f"{rows:,}")
 
         write_partitioned(
-            rendered.transform(accepted_rows).transform(select_output),
+            rendered.transform(accepted_rows).transform(kept_rows).transform(select_output),
             data_path,
             data_partitions,
-            n_ok,
+            counts.kept - sum(counts.duplicates.values()),
             plan.rows_per_file,
             plan.compression,
             dynamic=dated,
@@ -151,17 +189,33 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
             rendered.transform(rejected_rows).transform(select_rejects),
             rejects_path,
             reject_partitions,
-            n_rejected,
+            counts.rejected,
             plan.rows_per_file,
             plan.compression,
             dynamic=dated,
         )
+        if plan.dedup is not None and plan.dedup.write_duplicates:
+            write_partitioned(
+                rendered.transform(accepted_rows)
+                .transform(duplicate_rows)
+                .transform(select_output),
+                duplicates_path,
+                reject_partitions,
+                sum(counts.duplicates.values()),
+                plan.rows_per_file,
+                plan.compression,
+                dynamic=dated,
+            )
     finally:
         rendered.unpersist()
+        base.unpersist()
     if dated:
-        for folder in remove_stale_partitions(spark, data_path, load_date, run["run_id"]) + (
-            remove_stale_partitions(spark, rejects_path, load_date, run["run_id"])
-        ):
+        stale = [
+            folder
+            for path in (data_path, rejects_path, duplicates_path)
+            for folder in remove_stale_partitions(spark, path, load_date, run["run_id"])
+        ]
+        for folder in stale:
             log.info("write: removed stale partition %s", folder)
     log.info("write: %s (%.1fs)", plan.output, clock.lap())
 
@@ -196,12 +250,23 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         "output": {
             "data": data_path,
             "rejects": rejects_path,
+            "duplicates": duplicates_path
+            if plan.dedup is not None and plan.dedup.write_duplicates
+            else None,
             "partition_by": data_partitions,
             "rejects_partition_by": reject_partitions,
         },
     }
     manifest = manifests.build_manifest(
-        plan, run, read, written, rejected, shared_ids, languages=languages
+        plan,
+        run,
+        read,
+        written,
+        rejected,
+        shared_ids,
+        duplicates=counts.duplicates,
+        languages=counts.languages,
+        clusters=clusters,
     )
     paths = manifests.write_manifest(spark, plan.output, manifest)
     log.info(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jobs import build
+from jobs import build, dedup_job
 
 
 def _check_command(args: argparse.Namespace) -> int:
@@ -34,6 +34,9 @@ def parser() -> argparse.ArgumentParser:
     build.add_build_arguments(
         commands.add_parser("build", help="render every source and write partitioned Parquet")
     ).set_defaults(handler=build.build_command)
+    dedup_job.add_dedup_arguments(
+        commands.add_parser("dedup", help="deduplicate an existing build output again")
+    ).set_defaults(handler=dedup_job.dedup_command)
     check = commands.add_parser("check", help="validate the config and compile every template")
     check.add_argument("--conf", required=True)
     check.add_argument("--output")

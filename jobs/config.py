@@ -79,6 +79,8 @@ class DatasetRegistry(_Strict):
     fields: dict[str, Literal[FIELD_TYPES]] = Field(default_factory=dict)  # type: ignore[valid-type]
     allow_empty: bool = False  # render null/blank fields as they are instead of rejecting
     csv: CsvOptions | None = None
+    # The fields whose text dedup compares; default: every field the templates insert.
+    dedup_fields: list[str] = Field(default_factory=list)
 
     @field_validator("language", "target_language")
     @classmethod
@@ -159,6 +161,33 @@ class LangIdConfig(_Strict):
         return value
 
 
+class DedupConfig(_Strict):
+    enabled: bool = True
+    exact: bool = True  # exact duplicates of the normalised content, before MinHash
+    near: bool = True  # MinHash LSH near-duplicates
+    threshold: float = Field(default=0.7, gt=0, le=1)
+    num_perm: int = Field(default=128, ge=16, le=1024)
+    seed: int = Field(default=1, ge=0)
+    word_ngram: int = Field(default=5, ge=1, le=32)
+    char_ngram: int = Field(default=5, ge=1, le=32)
+    scope: Literal["global", "language"] = "global"
+    representative: Literal["smallest_id", "source_priority", "longest_response"] = "smallest_id"
+    source_priority: list[str] = Field(default_factory=list)  # first wins
+    write_duplicates: bool = False  # also write removed rows to duplicates/ for audit
+    checkpoint_every: int = Field(default=3, ge=1, le=8)  # the plan grows until truncated
+
+    @field_validator("source_priority")
+    @classmethod
+    def _priority_needs_mode(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if bool(value) != (info.data.get("representative") == "source_priority"):
+            raise ValueError(
+                "source_priority is given exactly when representative is 'source_priority'"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a source is listed twice")
+        return value
+
+
 class PipelineConfig(_Strict):
     sources: list[str] = Field(min_length=1)
     output: str
@@ -171,6 +200,7 @@ class PipelineConfig(_Strict):
     compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
 
     @field_validator("partition_by")
     @classmethod
@@ -208,6 +238,7 @@ class RunPlan:
     pipeline: dict[str, Any]
     langid: LangIdSettings | None = None
     langid_model: str | None = None  # the model file on the driver, shipped with SparkFiles
+    dedup: DedupConfig | None = None
 
     def describe(self) -> dict[str, Any]:
         """The resolved config, as recorded in the manifest."""
@@ -472,6 +503,7 @@ def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
         renames=tuple(registry.rename.items()),
         field_types=tuple(registry.fields.items()),
         allow_empty=registry.allow_empty,
+        dedup_fields=tuple(registry.dedup_fields),
     )
     return SourcePlan(
         name=registry.name,
@@ -509,6 +541,12 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         names[source.name] = registry_file
         sources.append(source)
     model = _langid_model(file, pipeline.langid)
+    unknown = sorted(set(pipeline.dedup.source_priority) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{file}: dedup.source_priority: {unknown} are not sources of this pipeline; "
+            f"sources: {sorted(names)}"
+        )
     if output_override is not None:
         output = (
             output_override if is_uri(output_override) else str(Path(output_override).resolve())
@@ -533,6 +571,7 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         pipeline=pipeline.model_dump(mode="json"),
         langid=None if model is None else _langid_settings(pipeline.langid, model),
         langid_model=model,
+        dedup=pipeline.dedup if pipeline.dedup.enabled else None,
     )
 
 
@@ -571,3 +610,15 @@ def _langid_settings(settings: LangIdConfig, model: str) -> LangIdSettings:
         thresholds=tuple((iso_code(code), score) for code, score in settings.thresholds.items()),
         action=settings.action,
     )
+
+
+def load_dedup_config(conf_file: str | Path) -> DedupConfig:
+    """The settings of ``instructmill dedup``: a pipeline conf's ``dedup:`` section, or a file
+    holding just that mapping."""
+    file = Path(conf_file).resolve()
+    data = _load_yaml(file, "dedup config")
+    if "dedup" in data:
+        data = data["dedup"]
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: dedup: expected a mapping of dedup settings")
+    return _validate(file, DedupConfig, data)  # type: ignore[no-any-return]

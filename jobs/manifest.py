@@ -11,11 +11,12 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from functools import reduce
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.sql.window import Window
 
 from jobs import hadoop_fs
 from jobs.config import RunPlan
@@ -52,9 +53,16 @@ def count_shared_ids(rows: DataFrame) -> dict[str, int]:
     return {row["source"]: int(row["rows"]) for row in totals}
 
 
-def count_rendered(rendered: DataFrame) -> tuple[int, int, dict[tuple[Any, ...], int]]:
-    """One aggregation over the persisted frame: (rows kept, rows rejected, and for the rows
-    that reached language ID, counts by source, detected content language and mismatch)."""
+class RenderedCounts(NamedTuple):
+    kept: int  # rendered rows, duplicates included
+    rejected: int
+    duplicates: dict[str, int]  # rows per source that dedup removes
+    # For rows that reached language ID: (source, detected content language, mismatch).
+    languages: dict[tuple[Any, ...], int]
+
+
+def count_rendered(rendered: DataFrame) -> RenderedCounts:
+    """One aggregation over the persisted frame."""
     groups = count_by(
         rendered.select(
             "source",
@@ -62,19 +70,73 @@ def count_rendered(rendered: DataFrame) -> tuple[int, int, dict[tuple[Any, ...],
             F.col("instruction").isNotNull().alias("reached_langid"),
             "detected_language",
             "lang_mismatch",
+            F.coalesce(F.col("is_duplicate"), F.lit(False)).alias("duplicate"),
         ),
         "source",
         "kept",
         "reached_langid",
         "detected_language",
         "lang_mismatch",
+        "duplicate",
     )
     kept = sum(count for (_, ok, *_), count in groups.items() if ok)
     languages: dict[tuple[Any, ...], int] = defaultdict(int)
-    for (source, _, reached, code, mismatch), count in groups.items():
+    duplicates: dict[str, int] = defaultdict(int)
+    for (source, ok, reached, code, mismatch, duplicate), count in groups.items():
         if reached:
             languages[(source, code, mismatch)] += count
-    return kept, sum(groups.values()) - kept, dict(languages)
+        if ok and duplicate:
+            duplicates[source] += count
+    return RenderedCounts(kept, sum(groups.values()) - kept, dict(duplicates), dict(languages))
+
+
+# Upper bounds of the cluster-size histogram's buckets (records per cluster).
+CLUSTER_BUCKETS = (1, 2, 3, 5, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+
+
+def cluster_summary(rows: DataFrame, largest: int = 5, samples: int = 5) -> dict[str, Any]:
+    """Clusters of source records: a size histogram and the largest few with sample ids,
+    from aggregates (the largest clusters are found with a bounded top-k, not a collect)."""
+    records = rows.select("dup_cluster", "source", "source_key").distinct()
+    sizes = records.groupBy("dup_cluster").agg(F.count(F.lit(1)).alias("size"))
+    bucket = F.lit(None).cast("string")
+    for upper in reversed(CLUSTER_BUCKETS):
+        bucket = F.when(F.col("size") <= upper, F.lit(f"<={upper:,}")).otherwise(bucket)
+    bucket = F.coalesce(bucket, F.lit(f">{CLUSTER_BUCKETS[-1]:,}"))
+    histogram = {
+        row["bucket"]: (int(row["clusters"]), int(row["records"]))
+        for row in sizes.groupBy(bucket.alias("bucket"))
+        .agg(F.count(F.lit(1)).alias("clusters"), F.sum("size").alias("records"))
+        .collect()
+    }
+    ordered = [f"<={upper:,}" for upper in CLUSTER_BUCKETS] + [f">{CLUSTER_BUCKETS[-1]:,}"]
+    top = sizes.where(F.col("size") > 1).orderBy(F.desc("size"), "dup_cluster").limit(largest)
+    top_rows = top.collect()
+    ranked = (
+        rows.join(F.broadcast(top.select("dup_cluster")), "dup_cluster")
+        .select("dup_cluster", "id", "source")
+        .withColumn("n", F.row_number().over(Window.partitionBy("dup_cluster").orderBy("id")))
+        .where(F.col("n") <= samples)
+        .collect()
+    )
+    sample_ids: dict[str, list[str]] = defaultdict(list)
+    for row in sorted(ranked, key=lambda r: (r["dup_cluster"], r["n"])):
+        sample_ids[row["dup_cluster"]].append(f"{row['source']}:{row['id']}")
+    return {
+        "histogram": [
+            {"size": name, "clusters": histogram[name][0], "records": histogram[name][1]}
+            for name in ordered
+            if name in histogram
+        ],
+        "largest": [
+            {
+                "dup_cluster": row["dup_cluster"],
+                "records": int(row["size"]),
+                "sample_rows": sample_ids[row["dup_cluster"]],
+            }
+            for row in top_rows
+        ],
+    }
 
 
 def _language_summary(name: str, languages: dict[tuple[Any, ...], int]) -> dict[str, Any]:
@@ -131,6 +193,7 @@ def build_manifest(
     shared_ids: dict[str, int] | None = None,
     duplicates: dict[str, int] | None = None,
     languages: dict[tuple[Any, ...], int] | None = None,
+    clusters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     duplicates = duplicates or {}
     shared_ids = shared_ids or {}
@@ -173,7 +236,10 @@ def build_manifest(
         for key in ("read", "rows", "written", "rejected", "duplicates", "shared_ids")
     }
     totals["reconciled"] = all(entry["reconciled"] for entry in sources.values())
-    return {**run, "config": plan.describe(), "sources": sources, "totals": totals}
+    manifest = {**run, "config": plan.describe(), "sources": sources, "totals": totals}
+    if clusters is not None:
+        manifest["dedup_clusters"] = clusters
+    return manifest
 
 
 def unreconciled(manifest: dict[str, Any]) -> list[str]:

@@ -60,6 +60,31 @@ OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
         True,
         "content (for translation also the response) is confidently not the declared language",
     ),
+    (
+        "dedup_text",
+        T.StringType(),
+        True,
+        "the record's own text that dedup compares: the values its templates insert "
+        "(or the source's dedup_fields); lets `instructmill dedup` rerun on this output",
+    ),
+    (
+        "content_hash",
+        T.StringType(),
+        True,
+        "BLAKE2b-128 of the record's normalised content (NFKC, case-folded, spaces collapsed)",
+    ),
+    (
+        "dup_cluster",
+        T.StringType(),
+        True,
+        "smallest record id of the record's duplicate cluster (its own when it has none)",
+    ),
+    (
+        "is_duplicate",
+        T.BooleanType(),
+        True,
+        "not its cluster's representative (false on every row in data/)",
+    ),
     ("license", T.StringType(), False, "license from the registry"),
     ("load_date", T.DateType(), False, "--run-date, else the run's UTC start date"),
     ("run_id", T.StringType(), False, "the run that wrote the row"),

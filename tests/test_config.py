@@ -218,3 +218,33 @@ def test_translation_names_target_fields(project: Path) -> None:
     reg.write_text(reg.read_text() + "target_fields: [text]\n")
     (source,) = load_plan(project / "conf" / "p.yaml").sources
     assert source.render.target_language == "de" and source.render.target_fields == ("text",)
+
+
+def test_dedup_settings_are_checked(project: Path) -> None:
+    pipeline = project / "conf" / "p.yaml"
+    base = "sources: [datasets/*.yaml]\noutput: ../out\n"
+    assert load_plan(pipeline).dedup is not None  # on by default
+    pipeline.write_text(base + "dedup: {enabled: false}\n")
+    assert load_plan(pipeline).dedup is None
+    pipeline.write_text(base + "dedup: {threshold: 1.5}\n")
+    assert "dedup.threshold" in error_of(project)
+    pipeline.write_text(base + "dedup: {checkpoint_every: 20}\n")
+    assert "dedup.checkpoint_every" in error_of(project)
+    pipeline.write_text(base + "dedup: {source_priority: [sent_a]}\n")
+    assert "representative is 'source_priority'" in error_of(project)
+    pipeline.write_text(
+        base + "dedup: {representative: source_priority, source_priority: [nope]}\n"
+    )
+    message = error_of(project)
+    assert "dedup.source_priority" in message and "sent_a" in message
+    pipeline.write_text(
+        base + "dedup: {representative: source_priority, source_priority: [sent_a]}\n"
+    )
+    assert load_plan(pipeline).dedup.source_priority == ["sent_a"]  # type: ignore[union-attr]
+
+
+def test_dedup_fields_reach_the_render_plan(project: Path) -> None:
+    reg = project / "conf" / "datasets" / "a.yaml"
+    reg.write_text(reg.read_text() + "dedup_fields: [text]\n")
+    (source,) = load_plan(project / "conf" / "p.yaml").sources
+    assert source.render.dedup_fields == ("text",)

@@ -131,3 +131,44 @@ def test_demo_rejects_are_the_deliberately_bad_rows(demo: dict[str, Any]) -> Non
     assert reasons["malformed_row"] >= 1
     assert reasons["wrong_type"] >= 1
     assert sum(reasons.values()) <= 12
+
+
+def test_planted_duplicates_are_removed_and_counted(demo: dict[str, Any]) -> None:
+    """data/samples/README.md plants three duplicates (one exact, two near) in the reviews."""
+    manifest = demo["manifest"]
+    assert manifest["sources"]["sentiment_reviews"]["duplicates"] == 3
+    assert manifest["totals"]["duplicates"] == 3
+    planted = {"sent-en-001", "sent-en-014", "sent-en-002", "sent-en-015"}
+    planted |= {"sent-zh-001", "sent-zh-014"}
+    kept = {r["source_key"] for r in demo["data"] if r["source_key"] in planted}
+    assert len(kept) == 3  # one of each pair
+    assert all(r["is_duplicate"] is False for r in demo["data"])
+    clusters = {r["dup_cluster"] for r in demo["data"] if r["source_key"] in planted}
+    assert len(clusters) == 3
+    largest = manifest["dedup_clusters"]["largest"]
+    assert [c["records"] for c in largest] == [2, 2, 2]
+    histogram = {row["size"]: row for row in manifest["dedup_clusters"]["histogram"]}
+    assert histogram["<=2"]["clusters"] == 3
+
+
+def test_dedup_job_reruns_on_the_build_output(
+    spark: Any, demo: dict[str, Any], tmp_path: Path
+) -> None:
+    from jobs.config import DedupConfig
+    from jobs.dedup_job import run_dedup
+
+    # Rerun with a lower threshold: still every row read is written or counted as removed.
+    out = tmp_path / "again"
+    settings = DedupConfig(threshold=0.3, write_duplicates=True)
+    manifest = run_dedup(spark, settings, str(demo["out"]), str(out))
+    assert manifest["totals"]["reconciled"] is True
+    assert manifest["totals"]["read"] == len(demo["data"])
+    kept = ds.dataset(out / "data", partitioning="hive").to_table().num_rows
+    removed = ds.dataset(out / "duplicates", partitioning="hive").to_table().num_rows
+    assert kept == manifest["totals"]["written"]
+    assert removed == manifest["totals"]["duplicates"]
+    assert kept + removed == len(demo["data"])
+    # The build already removed what the default settings find: nothing more goes.
+    same = run_dedup(spark, DedupConfig(), str(demo["out"]), str(tmp_path / "same"))
+    assert same["totals"]["duplicates"] == 0
+    assert same["totals"]["written"] == len(demo["data"])

@@ -219,3 +219,19 @@ def test_content_is_the_records_own_text_nested_fields_included() -> None:
     out = rows(plan(templates=(template,), language=None, language_field="lang", field_types=()),
                json_batch([line]))  # fmt: skip
     assert out[0]["content"] == "À Paris.\nParis\nOù ?"  # no template words, no id or lang code
+
+
+def test_dedup_text_is_one_per_record_whatever_the_template() -> None:
+    """Every row of a record compares the same text: the fields any of the source's templates
+    insert (here NLI2 reads no field NLI does not), or the configured ``dedup_fields``."""
+    premise_only = TemplateSpec("nli/p", "p", "{{ premise }} ||| {{ label }}")
+    line = json.dumps({"id": "1", "premise": "Le chat dort.", "hypothesis": "Un animal dort.",
+                       "label": 0})  # fmt: skip
+    out = rows(plan(templates=(premise_only, NLI2), templates_per_record=None), json_batch([line]))
+    both = "Un animal dort.\nLe chat dort."  # fields in name order
+    assert [row["content"] for row in out] == ["Le chat dort.", both]
+    assert {row["dedup_text"] for row in out} == {both}
+    chosen = rows(plan(dedup_fields=("hypothesis",)), json_batch([line]))
+    assert chosen[0]["dedup_text"] == "Un animal dort."
+    rejected = rows(plan(), json_batch(['{"id": "2", "premise": "cut']))
+    assert rejected[0]["dedup_text"] is None and rejected[0]["reason"] == "malformed_json"

@@ -60,6 +60,8 @@ RENDER_SCHEMA = pa.schema(
         pa.field("response", pa.string()),
         pa.field("content", pa.string()),
         pa.field("target_content", pa.string()),
+        # The record's own text that dedup compares: the same for every row of one record.
+        pa.field("dedup_text", pa.string()),
         # Set on rejects only.
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
@@ -88,6 +90,8 @@ class RenderPlan:
     renames: tuple[tuple[str, str], ...] = ()
     field_types: tuple[tuple[str, str], ...] = ()
     allow_empty: bool = False
+    # The fields dedup compares; empty: every field any of the source's templates inserts.
+    dedup_fields: tuple[str, ...] = ()
 
     @property
     def rows_per_record(self) -> int:
@@ -153,6 +157,15 @@ def _content_fields(plan: RenderPlan, template: CompiledTemplate) -> tuple[list[
     return [f for f in fields if f not in target], [f for f in fields if f in target]
 
 
+def _dedup_fields(plan: RenderPlan, templates: list[CompiledTemplate]) -> list[str]:
+    """One list for the whole source, so that rows of one record rendered by different
+    templates compare the same text, and records that only share a template share nothing."""
+    if plan.dedup_fields:
+        return list(plan.dedup_fields)
+    not_content = {plan.id_field, plan.language_field, plan.target_language_field}
+    return sorted(set().union(*(template.fields for template in templates)) - not_content)
+
+
 def _strings(value: Any, depth: int = 0) -> Iterator[str]:
     """Every string inside a value (lists and structs walked, a few levels deep)."""
     if isinstance(value, str):
@@ -212,8 +225,12 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
     template_ids = [spec.template_id for spec in plan.templates]
     templates = [compiled(spec) for spec in plan.templates]
     content_fields = [_content_fields(plan, template) for template in templates]
+    dedup_fields = _dedup_fields(plan, templates)
     for row in rows:
         prepared = _prepare(plan, row)
+        dedup_text = (
+            _content(prepared.record, dedup_fields) if prepared.record is not None else None
+        )
         chosen = choose_templates(
             plan.seed, plan.source, prepared.key, template_ids, plan.templates_per_record
         )
@@ -237,11 +254,13 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
                 own, target = content_fields[index]
                 out["content"] = _content(prepared.record, own)
                 out["target_content"] = _content(prepared.record, target)
+                out["dedup_text"] = dedup_text
                 _check_encodable(
                     out["instruction"],
                     out["response"],
                     out["content"] or "",
                     out["target_content"] or "",
+                    dedup_text or "",
                 )
             except Exception as exc:  # never let one record fail the batch
                 if not isinstance(exc, (RecordError, RenderError)):
@@ -251,6 +270,7 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
                     response=None,
                     content=None,
                     target_content=None,
+                    dedup_text=None,
                     reason=exc.reason,
                     detail=safe_text(exc.detail),
                     record=safe_text(_raw_text(plan, row)),

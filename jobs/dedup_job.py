@@ -1,0 +1,190 @@
+"""The dedup stage as its own job: an existing build output in, a deduplicated copy out.
+
+    instructmill dedup --input out/demo --output out/demo-dedup [--conf dedup.yaml]
+
+It reads ``INPUT/data`` (the rows carry ``dedup_text``, the text the build compared), decides
+again with the given settings (a new threshold, scope or representative rule), and writes
+``OUTPUT/data`` partitioned as the input was, ``OUTPUT/duplicates`` when asked, and
+``OUTPUT/_manifest.json``, where for every source ``read = written + duplicates`` on disk.
+Also runs as ``python -m jobs.dedup_job`` and ``spark-submit jobs/dedup_job.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `spark-submit jobs/dedup_job.py`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import hadoop_fs
+from jobs import manifest as manifests
+from jobs.build import EXIT_CONFIG, EXIT_FAILED, EXIT_UNRECONCILED, configure_logging
+from jobs.config import ConfigError, DedupConfig, load_dedup_config
+from jobs.dedup import DedupPlan, dedup_stage
+from jobs.schema import OUTPUT_SCHEMA, select_output
+from jobs.session import JavaMissingError, build_session
+from jobs.writer import write_partitioned
+
+log = logging.getLogger("instructmill")
+
+
+def add_dedup_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--input", required=True, help="a build output folder (holds data/)")
+    parser.add_argument("--output", required=True, help="where the deduplicated copy goes")
+    parser.add_argument(
+        "--conf", help="YAML with the dedup settings (a pipeline conf's `dedup:` or the mapping)"
+    )
+    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    return parser
+
+
+def partition_columns(spark: SparkSession, input_path: str) -> list[str]:
+    """How the input is partitioned: from its manifest, else the build's default."""
+    manifest = f"{input_path.rstrip('/')}/{manifests.MANIFEST_NAME}"
+    if hadoop_fs.exists(spark, manifest):
+        recorded = json.loads(hadoop_fs.read_text(spark, manifest))
+        columns = recorded.get("output", {}).get("partition_by")
+        if columns:
+            return list(columns)
+    return ["language", "task_cluster"]
+
+
+def read_output(spark: SparkSession, data_path: str, partition_cols: list[str]) -> DataFrame:
+    fields = [field for field in OUTPUT_SCHEMA.fields if field.name not in partition_cols]
+    schema = OUTPUT_SCHEMA.__class__(
+        fields + [field for field in OUTPUT_SCHEMA.fields if field.name in partition_cols]
+    )
+    return spark.read.schema(schema).option("basePath", data_path).parquet(data_path)
+
+
+def run_dedup(
+    spark: SparkSession, settings: DedupConfig, input_path: str, output_path: str
+) -> dict[str, Any]:
+    started = datetime.now(timezone.utc)
+    partition_cols = partition_columns(spark, input_path)
+    data_in = f"{input_path.rstrip('/')}/data"
+    data_out = f"{output_path.rstrip('/')}/data"
+    duplicates_out = f"{output_path.rstrip('/')}/duplicates"
+    plan = DedupPlan.of(settings)
+    rows = read_output(spark, data_in, partition_cols)
+    read = {key[0]: count for key, count in manifests.count_by(rows, "source").items()}
+    # The stage's `reason` test: every row of a build's data/ was accepted.
+    decided = (
+        rows.drop("content_hash", "dup_cluster", "is_duplicate")
+        .withColumn("reason", F.lit(None).cast("string"))
+        .transform(dedup_stage(plan))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    try:
+        duplicates = {
+            key[0]: count
+            for key, count in manifests.count_by(
+                decided.where(F.col("is_duplicate")), "source"
+            ).items()
+        }
+        clusters = manifests.cluster_summary(decided)
+        kept = decided.where(~F.col("is_duplicate")).transform(select_output)
+        write_partitioned(
+            kept, data_out, partition_cols, sum(read.values()), 500_000, "zstd", dynamic=False
+        )
+        if settings.write_duplicates:
+            write_partitioned(
+                decided.where(F.col("is_duplicate")).transform(select_output),
+                duplicates_out,
+                ["source"],
+                sum(duplicates.values()),
+                500_000,
+                "zstd",
+                dynamic=False,
+            )
+    finally:
+        decided.unpersist()
+    written = {
+        key[0]: count
+        for key, count in manifests.count_by(
+            read_output(spark, data_out, partition_cols), "source"
+        ).items()
+    }
+    sources = {
+        name: {
+            "read": read[name],
+            "written": written.get(name, 0),
+            "duplicates": duplicates.get(name, 0),
+            "reconciled": read[name] == written.get(name, 0) + duplicates.get(name, 0),
+        }
+        for name in sorted(read)
+    }
+    manifest = {
+        "job": "dedup",
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": input_path,
+        "output": {"data": data_out, "partition_by": partition_cols},
+        "dedup": {**settings.model_dump(mode="json"), "bands": plan.bands, "rows": plan.rows},
+        "sources": sources,
+        "totals": {
+            "read": sum(read.values()),
+            "written": sum(written.values()),
+            "duplicates": sum(duplicates.values()),
+            "reconciled": all(entry["reconciled"] for entry in sources.values()),
+        },
+        "dedup_clusters": clusters,
+    }
+    hadoop_fs.write_text(
+        spark,
+        f"{output_path.rstrip('/')}/{manifests.MANIFEST_NAME}",
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+    )
+    return manifest
+
+
+def dedup_command(args: argparse.Namespace) -> int:
+    configure_logging()
+    try:
+        settings = load_dedup_config(args.conf) if args.conf else DedupConfig()
+    except ConfigError as exc:
+        print(f"config error:\n{exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        spark = build_session("instructmill dedup", args.master, {})
+    except JavaMissingError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        manifest = run_dedup(spark, settings, args.input, args.output)
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0]
+        log.exception("dedup failed: %s: %s", type(exc).__name__, first_line)
+        return EXIT_FAILED
+    finally:
+        spark.stop()
+    for name, entry in manifest["sources"].items():
+        print(
+            f"{name}: read {entry['read']:,} = written {entry['written']:,} + duplicates "
+            f"{entry['duplicates']:,}{'' if entry['reconciled'] else '  DOES NOT RECONCILE'}"
+        )
+    print(f"manifest: {args.output.rstrip('/')}/{manifests.MANIFEST_NAME}")
+    return 0 if manifest["totals"]["reconciled"] else EXIT_UNRECONCILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_dedup_arguments(
+        argparse.ArgumentParser(prog="instructmill dedup", description=__doc__)
+    )
+    return dedup_command(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
