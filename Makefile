@@ -65,6 +65,7 @@ cluster-demo: dist $(MODEL)
 bench: $(STAMP) $(MODEL)
 	$(PY) bench/build_throughput.py
 	$(PY) bench/langid_bench.py
+	$(PY) bench/dedup_bench.py
 
 clean:
 	rm -rf out dist spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache

@@ -51,7 +51,12 @@ class DedupPlan:
 
     @classmethod
     def of(cls, settings: DedupConfig) -> DedupPlan:
-        bands, rows = lsh_params(settings.threshold, settings.num_perm)
+        bands, rows = lsh_params(
+            settings.threshold,
+            settings.num_perm,
+            settings.false_positive_weight,
+            settings.false_negative_weight,
+        )
         return cls(settings, bands, rows)
 
 

@@ -74,6 +74,13 @@ def _code_archive(spark: SparkSession) -> str | None:
     return str(archive)
 
 
+def local_cores(master: str) -> int:
+    """Cores of a ``local``, ``local[N]`` or ``local[*]`` master."""
+    inside = master[len("local[") : -1] if master.startswith("local[") else "1"
+    count = inside.split(",")[0]
+    return (os.cpu_count() or 1) if count == "*" else max(1, int(count))
+
+
 def build_session(
     app_name: str = "instructmill",
     master: str | None = None,
@@ -108,6 +115,9 @@ def build_session(
         # Local mode needs no network: keep the driver on loopback.
         settings["spark.driver.host"] = "127.0.0.1"
         settings["spark.driver.bindAddress"] = "127.0.0.1"
+        # Dedup's graph rounds are chains of small shuffles: Spark's default of 200
+        # partitions a shuffle is pure task overhead on one machine. Clusters set their own.
+        settings["spark.sql.shuffle.partitions"] = str(4 * local_cores(master))
     if not submitted and LOG4J_CONF.exists():
         settings["spark.driver.extraJavaOptions"] = (
             f"-Dlog4j2.configurationFile={LOG4J_CONF.as_uri()}"
