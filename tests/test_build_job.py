@@ -316,3 +316,14 @@ def test_run_date_replaces_exactly_that_date(spark: Any, tmp_path: Path) -> None
     assert {r["run_id"] for r in day1_rows} == {rerun["run_id"]}
     assert len(day1_rows) == rerun["totals"]["written"]
     assert sum(str(r["load_date"]) == "2026-11-02" for r in rows) > len(day1_rows)
+
+
+def test_dedup_can_be_switched_off(spark: Any, tmp_path: Path) -> None:
+    pipeline = make_project(tmp_path)
+    pipeline.write_text(pipeline.read_text() + "dedup: {enabled: false}\n")
+    plan = load_plan(pipeline)
+    manifest = run_build(spark, plan, run_context(plan, None))
+    assert manifest["totals"]["duplicates"] == 0 and manifest["totals"]["reconciled"] is True
+    assert "dedup_clusters" not in manifest
+    data = table(tmp_path / "out" / "data")
+    assert data and all(r["is_duplicate"] is False and r["dup_cluster"] is None for r in data)
