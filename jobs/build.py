@@ -140,6 +140,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         rendered = rendered.transform(without_langid)
     rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
     base = rendered
+    write_duplicates = plan.dedup is not None and plan.dedup.write_duplicates
     try:
         if plan.dedup is not None:
             dedup_plan = DedupPlan.of(plan.dedup)
@@ -151,13 +152,17 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
                 dedup_plan.rows,
                 plan.dedup.scope,
             )
+            # The decisions joined onto the rows are persisted in their turn, and the rendered
+            # rows they came from are released once the count below has materialized them.
             rendered = rendered.transform(dedup_stage(dedup_plan)).persist(
                 StorageLevel.MEMORY_AND_DISK
             )
         else:
-            rendered = rendered.transform(without_dedup).persist(StorageLevel.MEMORY_AND_DISK)
+            # Constant columns over the persisted rows: nothing new to keep.
+            rendered = rendered.transform(without_dedup)
         counts = manifests.count_rendered(rendered)
-        base.unpersist()
+        if plan.dedup is not None:
+            base.unpersist()
         log.info(
             "render: %s rows, %s rejected, %s duplicates (%.1fs)",
             f"{counts.kept:,}",
@@ -194,7 +199,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
             plan.compression,
             dynamic=dated,
         )
-        if plan.dedup is not None and plan.dedup.write_duplicates:
+        if write_duplicates:
             write_partitioned(
                 rendered.transform(accepted_rows)
                 .transform(duplicate_rows)
@@ -250,9 +255,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         "output": {
             "data": data_path,
             "rejects": rejects_path,
-            "duplicates": duplicates_path
-            if plan.dedup is not None and plan.dedup.write_duplicates
-            else None,
+            "duplicates": duplicates_path if write_duplicates else None,
             "partition_by": data_partitions,
             "rejects_partition_by": reject_partitions,
         },

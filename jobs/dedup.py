@@ -40,7 +40,7 @@ log = logging.getLogger("instructmill.dedup")
 
 RECORD_KEY = ("source", "source_key")
 # Per record, what dedup decided; joined back onto every row of the record.
-DECISION_COLUMNS = ("content_hash", "dup_cluster", "is_duplicate", "dup_cluster_size")
+DECISION_COLUMNS = ("content_hash", "dup_cluster", "is_duplicate")
 
 
 @dataclass(frozen=True)
@@ -90,17 +90,26 @@ def _records(rows: DataFrame) -> DataFrame:
     )
 
 
-def _with_nodes(records: DataFrame) -> DataFrame:
-    """A 64-bit node per record for the graph work. Collisions are possible in principle
-    (about n^2 / 2^65), so the salt is raised until every record has its own node: the
-    result depends on the records only. One aggregation a try."""
+def _nodes_and_exact_groups(records: DataFrame, scope: list[str], exact: bool) -> DataFrame:
+    """Records with a 64-bit ``node`` for the graph work and their exact group's root,
+    persisted. Collisions are possible in principle (about n^2 / 2^65), so the salt is raised
+    until every record has its own node: the result depends on the records only. The check
+    is one aggregation over the persisted frame, which the rest of the stage reuses."""
     for salt in range(8):
         with_node = records.withColumn("node", F.xxhash64(F.lit(salt), *RECORD_KEY))
-        counts = with_node.agg(
+        exact_root = F.col("node")
+        if exact:
+            exact_root = F.when(
+                F.col("content_hash").isNotNull(),
+                F.min("node").over(Window.partitionBy("content_hash", *scope)),
+            ).otherwise(F.col("node"))
+        persisted = with_node.withColumn("exact_root", exact_root).persist()
+        counts = persisted.agg(
             F.count(F.lit(1)).alias("records"), F.count_distinct("node").alias("nodes")
         ).first()
         if counts is None or counts["records"] == counts["nodes"]:
-            return with_node
+            return persisted
+        persisted.unpersist()
         log.warning("dedup: 64-bit node ids collide with salt %d; trying the next", salt)
     raise RuntimeError("dedup: could not give every record its own 64-bit node id")
 
@@ -153,32 +162,24 @@ def _representative_rank(settings: DedupConfig) -> Column:
 
 def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
     """Accepted rows (with ``dedup_text``) -> one decision per source record:
-    ``source, source_key, content_hash, dup_cluster, is_duplicate, dup_cluster_size``."""
+    ``source, source_key, content_hash, dup_cluster, is_duplicate``."""
     settings = plan.settings
     scope = _scope(settings)
     signature = _signature_udf(plan)
-    records = (
-        _with_nodes(_records(rows))
+    signed = (
+        _records(rows)
         .withColumn("_minhash", signature(F.col("dedup_text")))
         .select(
             *RECORD_KEY,
             "record_id",
             "language",
             "response_length",
-            "node",
             F.col("_minhash.content_hash").alias("content_hash"),
             F.col("_minhash.signature").alias("signature"),
             F.col("_minhash.band_keys").alias("band_keys"),
         )
     )
-    if settings.exact:
-        exact_root = F.when(
-            F.col("content_hash").isNotNull(),
-            F.min("node").over(Window.partitionBy("content_hash", *scope)),
-        ).otherwise(F.col("node"))
-    else:
-        exact_root = F.col("node")
-    records = records.withColumn("exact_root", exact_root).persist()
+    records = _nodes_and_exact_groups(signed, scope, settings.exact)
     try:
         reps = records.where(
             (F.col("node") == F.col("exact_root")) & F.col("content_hash").isNotNull()
@@ -202,14 +203,12 @@ def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
         clusters = clustered.groupBy("cluster").agg(
             F.min("rank").alias("kept_rank"),
             F.min("record_id").alias("dup_cluster"),
-            F.count(F.lit(1)).alias("dup_cluster_size"),
         )
         decisions = clustered.join(clusters, "cluster").select(
             *RECORD_KEY,
             "content_hash",
             "dup_cluster",
             (F.col("rank") != F.col("kept_rank")).alias("is_duplicate"),
-            "dup_cluster_size",
         )
         return decisions.localCheckpoint()
     finally:
@@ -217,8 +216,9 @@ def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
 
 
 def dedup_stage(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
-    """Rows -> the same rows with ``content_hash``, ``dup_cluster``, ``is_duplicate`` and
-    ``dup_cluster_size``. Rejected rows (no instruction) pass through with nulls."""
+    """Rows -> the same rows with ``content_hash``, ``dup_cluster`` and ``is_duplicate``,
+    decided on the accepted rows (those with an instruction). A rejected row carries its
+    record's decision, or nulls when none of the record's rows was accepted."""
 
     def stage(frame: DataFrame) -> DataFrame:
         accepted = frame.where(F.col("instruction").isNotNull())
@@ -238,5 +238,4 @@ def without_dedup(frame: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("content_hash"),
         F.lit(None).cast("string").alias("dup_cluster"),
         F.when(F.col("instruction").isNotNull(), F.lit(False)).alias("is_duplicate"),
-        F.lit(None).cast("long").alias("dup_cluster_size"),
     )

@@ -26,18 +26,28 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from jobs import hadoop_fs
 from jobs import manifest as manifests
-from jobs.build import EXIT_CONFIG, EXIT_FAILED, EXIT_UNRECONCILED, configure_logging
-from jobs.config import ConfigError, DedupConfig, load_dedup_config
-from jobs.dedup import DedupPlan, dedup_stage
+from jobs.build import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_UNRECONCILED,
+    configure_logging,
+    duplicate_rows,
+    kept_rows,
+)
+from jobs.config import ConfigError, DedupConfig, PipelineConfig, load_dedup_config
+from jobs.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage
 from jobs.schema import OUTPUT_SCHEMA, select_output
 from jobs.session import JavaMissingError, build_session
 from jobs.writer import write_partitioned
 
 log = logging.getLogger("instructmill")
+
+# The copy is laid out as a build with default settings would lay it out.
+ROWS_PER_FILE: int = PipelineConfig.model_fields["rows_per_file"].default
+COMPRESSION: str = PipelineConfig.model_fields["compression"].default
 
 
 def add_dedup_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -58,15 +68,18 @@ def partition_columns(spark: SparkSession, input_path: str) -> list[str]:
         columns = recorded.get("output", {}).get("partition_by")
         if columns:
             return list(columns)
-    return ["language", "task_cluster"]
+    return list(PipelineConfig.model_fields["partition_by"].default_factory())  # type: ignore[misc]
 
 
-def read_output(spark: SparkSession, data_path: str, partition_cols: list[str]) -> DataFrame:
-    fields = [field for field in OUTPUT_SCHEMA.fields if field.name not in partition_cols]
-    schema = OUTPUT_SCHEMA.__class__(
-        fields + [field for field in OUTPUT_SCHEMA.fields if field.name in partition_cols]
-    )
-    return spark.read.schema(schema).option("basePath", data_path).parquet(data_path)
+def read_data(spark: SparkSession, data_path: str, partition_cols: list[str]) -> DataFrame:
+    frame = manifests.read_back(spark, data_path, OUTPUT_SCHEMA, partition_cols, None)
+    if frame is None:
+        raise FileNotFoundError(f"{data_path}: no build output here (expected Parquet in data/)")
+    return frame
+
+
+def per_source(frame: DataFrame) -> dict[str, int]:
+    return {key[0]: count for key, count in manifests.count_by(frame, "source").items()}
 
 
 def run_dedup(
@@ -78,45 +91,38 @@ def run_dedup(
     data_out = f"{output_path.rstrip('/')}/data"
     duplicates_out = f"{output_path.rstrip('/')}/duplicates"
     plan = DedupPlan.of(settings)
-    rows = read_output(spark, data_in, partition_cols)
-    read = {key[0]: count for key, count in manifests.count_by(rows, "source").items()}
-    # The stage's `reason` test: every row of a build's data/ was accepted.
+    rows = read_data(spark, data_in, partition_cols)
+    read = per_source(rows)
     decided = (
-        rows.drop("content_hash", "dup_cluster", "is_duplicate")
-        .withColumn("reason", F.lit(None).cast("string"))
+        rows.drop(*DECISION_COLUMNS)
         .transform(dedup_stage(plan))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
-        duplicates = {
-            key[0]: count
-            for key, count in manifests.count_by(
-                decided.where(F.col("is_duplicate")), "source"
-            ).items()
-        }
+        duplicates = per_source(decided.transform(duplicate_rows))
         clusters = manifests.cluster_summary(decided)
-        kept = decided.where(~F.col("is_duplicate")).transform(select_output)
         write_partitioned(
-            kept, data_out, partition_cols, sum(read.values()), 500_000, "zstd", dynamic=False
+            decided.transform(kept_rows).transform(select_output),
+            data_out,
+            partition_cols,
+            sum(read.values()),
+            ROWS_PER_FILE,
+            COMPRESSION,
+            dynamic=False,
         )
         if settings.write_duplicates:
             write_partitioned(
-                decided.where(F.col("is_duplicate")).transform(select_output),
+                decided.transform(duplicate_rows).transform(select_output),
                 duplicates_out,
                 ["source"],
                 sum(duplicates.values()),
-                500_000,
-                "zstd",
+                ROWS_PER_FILE,
+                COMPRESSION,
                 dynamic=False,
             )
     finally:
         decided.unpersist()
-    written = {
-        key[0]: count
-        for key, count in manifests.count_by(
-            read_output(spark, data_out, partition_cols), "source"
-        ).items()
-    }
+    written = per_source(read_data(spark, data_out, partition_cols))
     sources = {
         name: {
             "read": read[name],

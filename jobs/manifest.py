@@ -155,11 +155,12 @@ def _language_summary(name: str, languages: dict[tuple[Any, ...], int]) -> dict[
     }
 
 
-def _read_back(
+def read_back(
     spark: SparkSession, path: str, schema: Any, partition_cols: list[str], subfolder: str | None
 ) -> DataFrame | None:
-    """This run's output only: with a load date, just that date's folder, so the cost of the
-    check does not grow with the table's history."""
+    """An output folder with the given schema (partition columns as strings), or None when
+    it does not exist. ``subfolder``: one load date's folder, so checking this run's output
+    does not cost more as the table's history grows."""
     target = f"{path.rstrip('/')}/{subfolder}" if subfolder else path
     if not hadoop_fs.exists(spark, target):
         return None
@@ -178,7 +179,7 @@ def count_on_disk(
     subfolder: str | None = None,
 ) -> dict[tuple[Any, ...], int]:
     schema = OUTPUT_SCHEMA if kind == "data" else REJECT_SCHEMA
-    frame = _read_back(spark, path, schema, partition_cols, subfolder)
+    frame = read_back(spark, path, schema, partition_cols, subfolder)
     if frame is None:
         return {}
     return count_by(frame.where(F.col("run_id") == F.lit(run_id)), *keys)

@@ -148,11 +148,15 @@ def _target_language(plan: RenderPlan, record: dict[str, Any]) -> str | None:
     return None
 
 
+def _not_content(plan: RenderPlan) -> set[str | None]:
+    """Fields a template may read that are not the record's text: its id and language codes."""
+    return {plan.id_field, plan.language_field, plan.target_language_field}
+
+
 def _content_fields(plan: RenderPlan, template: CompiledTemplate) -> tuple[list[str], list[str]]:
     """(fields in the record's language, fields in the target language) that the template
     reads; ids and language codes are not content."""
-    not_content = {plan.id_field, plan.language_field, plan.target_language_field}
-    fields = sorted(template.fields - not_content)
+    fields = sorted(template.fields - _not_content(plan))
     target = set(plan.target_fields)
     return [f for f in fields if f not in target], [f for f in fields if f in target]
 
@@ -162,8 +166,7 @@ def _dedup_fields(plan: RenderPlan, templates: list[CompiledTemplate]) -> list[s
     templates compare the same text, and records that only share a template share nothing."""
     if plan.dedup_fields:
         return list(plan.dedup_fields)
-    not_content = {plan.id_field, plan.language_field, plan.target_language_field}
-    return sorted(set().union(*(template.fields for template in templates)) - not_content)
+    return sorted(set().union(*(template.fields for template in templates)) - _not_content(plan))
 
 
 def _strings(value: Any, depth: int = 0) -> Iterator[str]:

@@ -61,22 +61,17 @@ def encode(texts: Sequence[str]) -> Encoded:
 
 def letter_counts(texts: Sequence[str]) -> np.ndarray:
     """Per text, the number of letters (cheaper than :func:`letters_and_scripts`)."""
-    return count_letters(encode(texts))
-
-
-def letters_and_scripts(texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
-    """Per text: the number of letters, and its dominant script (None without letters)."""
-    return count_letters_and_scripts(encode(texts))
-
-
-def count_letters(encoded: Encoded) -> np.ndarray:
-    """:func:`letter_counts` of texts already encoded."""
-    lengths, code_points = encoded
+    lengths, code_points = encode(texts)
     table, _ = _tables()
     running = np.zeros(len(code_points) + 1, dtype=np.int64)
     np.cumsum(table[code_points] != NOT_A_LETTER, out=running[1:])
     ends = np.cumsum(lengths)
     return running[ends] - running[ends - lengths]
+
+
+def letters_and_scripts(texts: Sequence[str]) -> tuple[np.ndarray, list[str | None]]:
+    """Per text: the number of letters, and its dominant script (None without letters)."""
+    return count_letters_and_scripts(encode(texts))
 
 
 def count_letters_and_scripts(encoded: Encoded) -> tuple[np.ndarray, list[str | None]]:
