@@ -286,7 +286,18 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, type[BaseM
     """The user's key path for a pydantic location, and the model that holds its last key."""
     models = {
         m.__name__: m
-        for m in (TemplateRef, CsvOptions, DatasetRegistry, PipelineConfig, LangIdConfig)
+        for m in (
+            TemplateRef,
+            CsvOptions,
+            DatasetRegistry,
+            PipelineConfig,
+            LangIdConfig,
+            DedupConfig,
+            MixtureConfig,
+            MixtureCaps,
+            MixtureGroups,
+            MixtureLanguages,
+        )
     }
     path, current = "", model
     for part in loc:
@@ -629,3 +640,62 @@ def load_dedup_config(conf_file: str | Path) -> DedupConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: dedup: expected a mapping of dedup settings")
     return _validate(file, DedupConfig, data)  # type: ignore[no-any-return]
+
+
+# ---- mixtures (`instructmill mix --conf mixture.yaml`) ----------------------------------------
+
+
+class MixtureCaps(_Strict):
+    """At most this many rows per value of ``by`` (FLAN caps each task: 30k, 20k, 5k)."""
+
+    by: str = "task"
+    default: int | None = Field(default=None, ge=0)  # every value without its own cap
+    values: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class MixtureGroups(_Strict):
+    """Shares of the mixture per value of ``by`` (a source, a cluster, any output column)."""
+
+    by: str = "source"
+    # Relative weights, normalised over the groups present in the input. Without weights each
+    # group's share follows its size after caps (examples-proportional mixing).
+    weights: dict[str, Annotated[float, Field(ge=0)]] | None = None
+    default_weight: float = Field(default=0.0, ge=0)  # for groups that weights do not list
+
+
+class MixtureLanguages(_Strict):
+    """Temperature sampling inside each group: p_l proportional to n_l ** alpha (n_l: the group's
+    rows in language l after caps); alpha 1 is proportional, 0 uniform over languages."""
+
+    column: str = "language"
+    alpha: float = Field(default=1.0, ge=0, le=1)
+
+
+class MixtureConfig(_Strict):
+    seed: int = Field(default=0, ge=0)
+    # The split the mixture draws from; held-out rows never enter a training mixture.
+    split: Literal["train", "heldout"] | None = "train"
+    # Rows wanted. Without it: the largest mixture whose every group and language meets its
+    # share with the rows there are.
+    total: int | None = Field(default=None, ge=1)
+    caps: MixtureCaps | None = None
+    groups: MixtureGroups = Field(default_factory=MixtureGroups)
+    languages: MixtureLanguages | None = None
+    rows_per_file: int = Field(default=500_000, ge=1)
+    compression: Literal["zstd", "snappy", "gzip", "lz4", "none"] = "zstd"
+
+    @field_validator("groups")
+    @classmethod
+    def _some_weight(cls, value: MixtureGroups) -> MixtureGroups:
+        if (
+            value.weights is not None
+            and not any(value.weights.values())
+            and not (value.default_weight)
+        ):
+            raise ValueError("every group weight is 0: nothing would be sampled")
+        return value
+
+
+def load_mixture_config(conf_file: str | Path) -> MixtureConfig:
+    file = Path(conf_file).resolve()
+    return _validate(file, MixtureConfig, _load_yaml(file, "mixture"))  # type: ignore[no-any-return]
