@@ -37,6 +37,7 @@ def with_source_metadata(source: SourcePlan) -> Callable[[DataFrame], DataFrame]
             F.lit(RENDER_STAGE).alias("stage"),
             F.lit(source.task).alias("task"),
             F.lit(source.task_cluster).alias("task_cluster"),
+            F.lit("train").alias("split"),
             F.lit(source.license).alias("license"),
         )
 

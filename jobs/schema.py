@@ -15,8 +15,7 @@ MESSAGE = T.StructType(
     [T.StructField("role", T.StringType()), T.StructField("content", T.StringType())]
 )
 
-# (name, type, nullable, doc). Columns owned by later stages (language ID, dedup, split) are
-# added by those stages' issues.
+# (name, type, nullable, doc).
 OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
     ("id", T.StringType(), False, "hash of (source, source_key, template_id): stable across runs"),
     ("source", T.StringType(), False, "dataset name from the registry"),
@@ -27,7 +26,19 @@ OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
         "the record's id_field value, or 'sha:' + a hash of the record's own content",
     ),
     ("task", T.StringType(), False, "task name from the registry"),
-    ("task_cluster", T.StringType(), False, "task cluster (registry, else 'unassigned')"),
+    (
+        "task_cluster",
+        T.StringType(),
+        False,
+        "cluster from conf/task_clusters.yaml (registry, else the task or the record's "
+        "categories through a crosswalk), else 'unassigned'",
+    ),
+    (
+        "split",
+        T.StringType(),
+        False,
+        "'heldout' for rows of the conf's heldout_clusters, else 'train'",
+    ),
     (
         "template_id",
         T.StringType(),
