@@ -32,6 +32,7 @@ from jobs.readers import read_source
 from jobs.render import render_stage, with_source_metadata
 from jobs.schema import messages_column, select_output, select_rejects
 from jobs.session import JavaMissingError, build_session
+from jobs.tagging import TagPlan, contamination_rejects, exclude_shared_sources, tag_stage
 from jobs.writer import LOAD_DATE, remove_stale_partitions, write_partitioned
 from udfs.records import stable_hash
 
@@ -138,30 +139,41 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         rendered = rendered.transform(langid_stage(plan.langid))
     else:
         rendered = rendered.transform(without_langid)
+    rendered = rendered.transform(tag_stage(TagPlan.of(plan)))
+    if plan.heldout_clusters and plan.exclude_shared_sources:
+        rendered = rendered.transform(exclude_shared_sources)
     rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
     base = rendered
     write_duplicates = plan.dedup is not None and plan.dedup.write_duplicates
+    decontaminating = bool(plan.heldout_clusters) and plan.decontaminate
+    clustering = plan.dedup is not None or decontaminating
     try:
-        if plan.dedup is not None:
-            dedup_plan = DedupPlan.of(plan.dedup)
+        if clustering and plan.dedup_settings is not None:
+            settings = plan.dedup_settings
+            dedup_plan = DedupPlan.of(
+                settings, remove_duplicates=plan.dedup is not None, decontaminate=decontaminating
+            )
             log.info(
-                "dedup: threshold %.2f, %d permutations = %d bands x %d rows, scope %s",
-                plan.dedup.threshold,
-                plan.dedup.num_perm,
+                "dedup: threshold %.2f, %d permutations = %d bands x %d rows, scope %s%s",
+                settings.threshold,
+                settings.num_perm,
                 dedup_plan.bands,
                 dedup_plan.rows,
-                plan.dedup.scope,
+                settings.scope,
+                "" if plan.dedup is not None else " (decontamination only)",
             )
             # The decisions joined onto the rows are persisted in their turn, and the rendered
             # rows they came from are released once the count below has materialized them.
-            rendered = rendered.transform(dedup_stage(dedup_plan)).persist(
-                StorageLevel.MEMORY_AND_DISK
+            rendered = (
+                rendered.transform(dedup_stage(dedup_plan))
+                .transform(contamination_rejects)
+                .persist(StorageLevel.MEMORY_AND_DISK)
             )
         else:
             # Constant columns over the persisted rows: nothing new to keep.
             rendered = rendered.transform(without_dedup)
         counts = manifests.count_rendered(rendered)
-        if plan.dedup is not None:
+        if clustering:
             base.unpersist()
         log.info(
             "render: %s rows, %s rejected, %s duplicates (%.1fs)",
@@ -231,7 +243,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         "data",
         data_partitions,
         run["run_id"],
-        ("source", "template_id"),
+        ("source", "template_id", "task_cluster", "split"),
         date_folder,
     )
     rejected = manifests.count_on_disk(

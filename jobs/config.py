@@ -22,11 +22,12 @@ from udfs.langid import LangIdSettings, identifier
 from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
 from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS, RenderPlan
+from udfs.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from udfs.template_files import TemplateFileError, load_template_file
 from udfs.templating import TemplateCompileError, TemplateSpec, compile_template
 
-PARTITION_COLUMNS = ("language", "task_cluster", "task", "source", "license")
-UNASSIGNED_CLUSTER = "unassigned"
+PARTITION_COLUMNS = ("language", "task_cluster", "split", "task", "source", "license")
+DEFAULT_TAXONOMY = str(Path(__file__).resolve().parent.parent / "conf" / "task_clusters.yaml")
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _HADOOP_GLOB_CHARS = re.compile(r"[{}\[\]*?\\]")
@@ -63,7 +64,8 @@ class DatasetRegistry(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
     description: str | None = None
     path: str | list[str]
-    format: Literal["jsonl", "parquet", "csv"]
+    # superni: Super-NaturalInstructions task files, one record per instance (jobs.readers).
+    format: Literal["jsonl", "parquet", "csv", "superni"]
     id_field: str | None = None
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
     language_field: str | None = None
@@ -71,8 +73,19 @@ class DatasetRegistry(_Strict):
     target_language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
     target_language_field: str | None = None
     target_fields: list[str] = Field(default_factory=list, validate_default=True)
-    task: str = Field(min_length=1)
+    # The task of every record, or of those whose task_field is empty.
+    task: str | None = Field(default=None, min_length=1)
+    task_field: str | None = None  # a pooled source: each record names its own task
+    # Wins over every lookup: a cluster id from the taxonomy.
     task_cluster: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
+    # The record's own category names (SuperNI Categories, Aya task_type), tried before the
+    # task name; both go through `crosswalk` (default: the names all crosswalks agree on).
+    categories_field: str | None = None
+    crosswalk: str | None = None
+    # The datasets the records derive from (default: the source itself); a train row whose
+    # origin also feeds a held-out cluster is removed.
+    origin: list[str] = Field(default_factory=list)
+    origin_field: str | None = None
     license: str = Field(min_length=1)
     templates: list[str | TemplateRef] = Field(min_length=1)
     rename: dict[str, str] = Field(default_factory=dict)
@@ -115,6 +128,13 @@ class DatasetRegistry(_Strict):
                 "a translation names both its target language (target_language or "
                 "target_language_field) and the fields holding target-language text"
             )
+        return value
+
+    @field_validator("task_field")
+    @classmethod
+    def _some_task(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("task") is None:
+            raise ValueError("give 'task' (the source's task) or 'task_field' (each record's)")
         return value
 
     @field_validator("csv")
@@ -208,6 +228,15 @@ class PipelineConfig(_Strict):
     spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    # The task taxonomy and its crosswalks; default: conf/task_clusters.yaml of this package.
+    taxonomy: str | None = None
+    # Rows of these clusters get split 'heldout', every other row 'train'.
+    heldout_clusters: list[str] = Field(default_factory=list)
+    # Remove train records that share an origin dataset with held-out ones.
+    exclude_shared_sources: bool = True
+    # Remove train records whose content is a (near-)duplicate of a held-out record: the dedup
+    # settings decide what a near-duplicate is, and run for this even with dedup disabled.
+    decontaminate: bool = True
 
     @field_validator("partition_by")
     @classmethod
@@ -223,8 +252,9 @@ class SourcePlan:
     registry_file: str
     paths: tuple[str, ...]
     format: str
-    task: str
-    task_cluster: str
+    task: str | None
+    task_cluster: str | None  # the registry's explicit cluster
+    crosswalk: str | None
     license: str
     csv: CsvOptions
     render: RenderPlan
@@ -246,6 +276,12 @@ class RunPlan:
     langid: LangIdSettings | None = None
     langid_model: str | None = None  # the model file on the driver, shipped with SparkFiles
     dedup: DedupConfig | None = None
+    taxonomy: Taxonomy | None = None
+    heldout_clusters: tuple[str, ...] = ()
+    exclude_shared_sources: bool = True
+    decontaminate: bool = True
+    # Dedup settings that decontamination uses (the pipeline's, even with dedup disabled).
+    dedup_settings: DedupConfig | None = None
 
     def describe(self) -> dict[str, Any]:
         """The resolved config, as recorded in the manifest."""
@@ -256,6 +292,8 @@ class RunPlan:
             "partition_by": list(self.partition_by),
             "seed": self.seed,
             "templates_per_record": self.templates_per_record or "all",
+            "taxonomy": self.taxonomy.file if self.taxonomy else None,
+            "heldout_clusters": list(self.heldout_clusters),
             "sources": {
                 source.name: {
                     "registry_file": source.registry_file,
@@ -491,9 +529,26 @@ def _load_templates(file: Path, registry: DatasetRegistry) -> tuple[TemplateSpec
     return tuple(specs)
 
 
-def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
+def _check_taxonomy_names(file: Path, registry: DatasetRegistry, taxonomy: Taxonomy) -> None:
+    if registry.task_cluster is not None and registry.task_cluster not in taxonomy.clusters:
+        raise ConfigError(
+            f"{file}: task_cluster: {registry.task_cluster!r} is not a cluster of "
+            f"{taxonomy.file}; clusters: {', '.join(sorted(taxonomy.clusters))}"
+        )
+    if registry.crosswalk is not None and registry.crosswalk not in taxonomy.crosswalks:
+        raise ConfigError(
+            f"{file}: crosswalk: {registry.crosswalk!r} is not a crosswalk of {taxonomy.file}; "
+            f"crosswalks: {', '.join(sorted(taxonomy.crosswalks))}"
+        )
+
+
+def load_registry(
+    file: Path, pipeline: PipelineConfig, taxonomy: Taxonomy | None = None
+) -> SourcePlan:
     raw = _load_yaml(file, "dataset registry")
     registry: DatasetRegistry = _validate(file, DatasetRegistry, raw)
+    if taxonomy is not None:
+        _check_taxonomy_names(file, registry, taxonomy)
     patterns = [registry.path] if isinstance(registry.path, str) else registry.path
     if not patterns:
         raise ConfigError(f"{file}: path: give at least one path")
@@ -522,6 +577,11 @@ def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
         field_types=tuple(registry.fields.items()),
         allow_empty=registry.allow_empty,
         dedup_fields=tuple(registry.dedup_fields),
+        task=registry.task,
+        task_field=registry.task_field,
+        categories_field=registry.categories_field,
+        origins=tuple(registry.origin),
+        origin_field=registry.origin_field,
     )
     return SourcePlan(
         name=registry.name,
@@ -529,7 +589,8 @@ def load_registry(file: Path, pipeline: PipelineConfig) -> SourcePlan:
         paths=tuple(dict.fromkeys(paths)),
         format=registry.format,
         task=registry.task,
-        task_cluster=registry.task_cluster or UNASSIGNED_CLUSTER,
+        task_cluster=registry.task_cluster,
+        crosswalk=registry.crosswalk,
         license=registry.license,
         csv=csv_options,
         render=render,
@@ -547,10 +608,11 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         registry_files.extend(
             _expand_local(file, f"sources[{index}]", resolve_path(file.parent, pattern))
         )
+    taxonomy = _taxonomy(file, pipeline)
     sources: list[SourcePlan] = []
     names: dict[str, str] = {}
     for registry_file in dict.fromkeys(registry_files):
-        source = load_registry(Path(registry_file), pipeline)
+        source = load_registry(Path(registry_file), pipeline, taxonomy)
         if source.name in names:
             raise ConfigError(
                 f"{registry_file}: name: source name {source.name!r} is already used by "
@@ -590,7 +652,27 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         langid=None if model is None else _langid_settings(pipeline.langid, model),
         langid_model=model,
         dedup=pipeline.dedup if pipeline.dedup.enabled else None,
+        taxonomy=taxonomy,
+        heldout_clusters=tuple(pipeline.heldout_clusters),
+        exclude_shared_sources=pipeline.exclude_shared_sources,
+        decontaminate=pipeline.decontaminate,
+        dedup_settings=pipeline.dedup,
     )
+
+
+def _taxonomy(file: Path, pipeline: PipelineConfig) -> Taxonomy:
+    path = resolve_path(file.parent, pipeline.taxonomy) if pipeline.taxonomy else DEFAULT_TAXONOMY
+    try:
+        taxonomy = load_taxonomy(path)
+    except TaxonomyError as exc:
+        raise ConfigError(f"{file}: taxonomy: {exc}") from None
+    unknown = taxonomy.check_clusters(pipeline.heldout_clusters)
+    if unknown:
+        raise ConfigError(
+            f"{file}: heldout_clusters: {unknown} are not clusters of {path}; "
+            f"clusters: {', '.join(sorted(taxonomy.clusters))}"
+        )
+    return taxonomy
 
 
 def _langid_model(file: Path, settings: LangIdConfig) -> str | None:

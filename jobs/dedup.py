@@ -40,7 +40,7 @@ log = logging.getLogger("instructmill.dedup")
 
 RECORD_KEY = ("source", "source_key")
 # Per record, what dedup decided; joined back onto every row of the record.
-DECISION_COLUMNS = ("content_hash", "dup_cluster", "is_duplicate")
+DECISION_COLUMNS = ("content_hash", "dup_cluster", "is_duplicate", "contaminates_heldout")
 
 
 @dataclass(frozen=True)
@@ -48,16 +48,23 @@ class DedupPlan:
     settings: DedupConfig
     bands: int
     rows: int
+    # False: clusters are found only to decontaminate (dedup disabled, held-out clusters set).
+    remove_duplicates: bool = True
+    # A train record in a cluster with a held-out record is flagged contaminates_heldout
+    # (and is not counted as a duplicate).
+    decontaminate: bool = False
 
     @classmethod
-    def of(cls, settings: DedupConfig) -> DedupPlan:
+    def of(
+        cls, settings: DedupConfig, remove_duplicates: bool = True, decontaminate: bool = False
+    ) -> DedupPlan:
         bands, rows = lsh_params(
             settings.threshold,
             settings.num_perm,
             settings.false_positive_weight,
             settings.false_negative_weight,
         )
-        return cls(settings, bands, rows)
+        return cls(settings, bands, rows, remove_duplicates, decontaminate)
 
 
 def _signature_udf(plan: DedupPlan) -> Callable[..., Column]:
@@ -87,6 +94,7 @@ def _records(rows: DataFrame) -> DataFrame:
         F.min("id").alias("record_id"),
         F.min("language").alias("language"),
         F.max(F.length("response")).alias("response_length"),
+        F.max(F.coalesce(F.col("split") == "heldout", F.lit(False))).alias("heldout"),
     )
 
 
@@ -146,18 +154,21 @@ def _lsh_edges(reps: DataFrame, plan: DedupPlan, scope: list[str]) -> DataFrame:
 
 
 def _representative_rank(settings: DedupConfig) -> Column:
-    """The smallest of these per cluster is kept."""
+    """The smallest of these per cluster is kept. Held-out records come first whatever the
+    rule: a held-out row is never dropped in favour of a train row."""
+    split = (~F.col("heldout")).cast("int").alias("s")
     if settings.representative == "source_priority":
         priority = F.lit(len(settings.source_priority))
         for index, name in reversed(list(enumerate(settings.source_priority))):
             priority = F.when(F.col("source") == name, F.lit(index)).otherwise(priority)
-        return F.struct(priority.alias("p"), F.col("record_id").alias("r"))
+        return F.struct(split, priority.alias("p"), F.col("record_id").alias("r"))
     if settings.representative == "longest_response":
         return F.struct(
+            split,
             (-F.coalesce(F.col("response_length"), F.lit(0))).alias("p"),
             F.col("record_id").alias("r"),
         )
-    return F.struct(F.lit(0).alias("p"), F.col("record_id").alias("r"))
+    return F.struct(split, F.lit(0).alias("p"), F.col("record_id").alias("r"))
 
 
 def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
@@ -174,6 +185,7 @@ def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
             "record_id",
             "language",
             "response_length",
+            "heldout",
             F.col("_minhash.content_hash").alias("content_hash"),
             F.col("_minhash.signature").alias("signature"),
             F.col("_minhash.band_keys").alias("band_keys"),
@@ -203,12 +215,16 @@ def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
         clusters = clustered.groupBy("cluster").agg(
             F.min("rank").alias("kept_rank"),
             F.min("record_id").alias("dup_cluster"),
+            F.max("heldout").alias("has_heldout"),
         )
+        contaminates = F.lit(plan.decontaminate) & ~F.col("heldout") & F.col("has_heldout")
+        duplicate = F.lit(plan.remove_duplicates) & (F.col("rank") != F.col("kept_rank"))
         decisions = clustered.join(clusters, "cluster").select(
             *RECORD_KEY,
             "content_hash",
             "dup_cluster",
-            (F.col("rank") != F.col("kept_rank")).alias("is_duplicate"),
+            (duplicate & ~contaminates).alias("is_duplicate"),
+            contaminates.alias("contaminates_heldout"),
         )
         return decisions.localCheckpoint()
     finally:
@@ -216,12 +232,13 @@ def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
 
 
 def dedup_stage(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
-    """Rows -> the same rows with ``content_hash``, ``dup_cluster`` and ``is_duplicate``,
-    decided on the accepted rows (those with an instruction). A rejected row carries its
-    record's decision, or nulls when none of the record's rows was accepted."""
+    """Rows -> the same rows with ``content_hash``, ``dup_cluster``, ``is_duplicate`` and
+    ``contaminates_heldout``, decided on the accepted rows (no reject reason: a row language
+    ID or the split dropped never wins a cluster). A rejected row carries its record's
+    decision, or nulls when none of the record's rows was accepted."""
 
     def stage(frame: DataFrame) -> DataFrame:
-        accepted = frame.where(F.col("instruction").isNotNull())
+        accepted = frame.where(F.col("reason").isNull())
         decisions = decide(accepted, plan)
         return frame.join(decisions, list(RECORD_KEY), "left").select(
             *frame.columns,
@@ -238,4 +255,5 @@ def without_dedup(frame: DataFrame) -> DataFrame:
         F.lit(None).cast("string").alias("content_hash"),
         F.lit(None).cast("string").alias("dup_cluster"),
         F.when(F.col("instruction").isNotNull(), F.lit(False)).alias("is_duplicate"),
+        F.when(F.col("instruction").isNotNull(), F.lit(False)).alias("contaminates_heldout"),
     )

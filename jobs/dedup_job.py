@@ -4,8 +4,9 @@
 
 It reads ``INPUT/data`` (the rows carry ``dedup_text``, the text the build compared), decides
 again with the given settings (a new threshold, scope or representative rule), and writes
-``OUTPUT/data`` partitioned as the input was, ``OUTPUT/duplicates`` when asked, and
-``OUTPUT/_manifest.json``, where for every source ``read = written + duplicates`` on disk.
+``OUTPUT/data`` partitioned as the input was, ``OUTPUT/duplicates`` when asked (with the train
+rows removed as near-duplicates of held-out ones), and ``OUTPUT/_manifest.json``, where for
+every source ``read = written + duplicates + contaminates_heldout`` on disk.
 Also runs as ``python -m jobs.dedup_job`` and ``spark-submit jobs/dedup_job.py``.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs import hadoop_fs
 from jobs import manifest as manifests
@@ -90,19 +92,25 @@ def run_dedup(
     data_in = f"{input_path.rstrip('/')}/data"
     data_out = f"{output_path.rstrip('/')}/data"
     duplicates_out = f"{output_path.rstrip('/')}/duplicates"
-    plan = DedupPlan.of(settings)
+    # The output's held-out rows stay first in their clusters, and a train row that a new
+    # threshold now finds near one is removed as contamination.
+    plan = DedupPlan.of(settings, decontaminate=True)
     rows = read_data(spark, data_in, partition_cols)
     read = per_source(rows)
     decided = (
         rows.drop(*DECISION_COLUMNS)
+        .select("*", F.lit(None).cast("string").alias("reason"))
         .transform(dedup_stage(plan))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
         duplicates = per_source(decided.transform(duplicate_rows))
+        contaminated = per_source(decided.where(F.col("contaminates_heldout")))
         clusters = manifests.cluster_summary(decided)
         write_partitioned(
-            decided.transform(kept_rows).transform(select_output),
+            decided.transform(kept_rows)
+            .where(~F.col("contaminates_heldout"))
+            .transform(select_output),
             data_out,
             partition_cols,
             sum(read.values()),
@@ -112,10 +120,12 @@ def run_dedup(
         )
         if settings.write_duplicates:
             write_partitioned(
-                decided.transform(duplicate_rows).transform(select_output),
+                decided.where(F.col("is_duplicate") | F.col("contaminates_heldout")).transform(
+                    select_output
+                ),
                 duplicates_out,
                 ["source"],
-                sum(duplicates.values()),
+                sum(duplicates.values()) + sum(contaminated.values()),
                 ROWS_PER_FILE,
                 COMPRESSION,
                 dynamic=False,
@@ -128,7 +138,9 @@ def run_dedup(
             "read": read[name],
             "written": written.get(name, 0),
             "duplicates": duplicates.get(name, 0),
-            "reconciled": read[name] == written.get(name, 0) + duplicates.get(name, 0),
+            "contaminates_heldout": contaminated.get(name, 0),
+            "reconciled": read[name]
+            == written.get(name, 0) + duplicates.get(name, 0) + contaminated.get(name, 0),
         }
         for name in sorted(read)
     }
@@ -144,6 +156,7 @@ def run_dedup(
             "read": sum(read.values()),
             "written": sum(written.values()),
             "duplicates": sum(duplicates.values()),
+            "contaminates_heldout": sum(contaminated.values()),
             "reconciled": all(entry["reconciled"] for entry in sources.values()),
         },
         "dedup_clusters": clusters,

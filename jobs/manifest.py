@@ -22,6 +22,7 @@ from jobs import hadoop_fs
 from jobs.config import RunPlan
 from jobs.readers import read_source
 from jobs.schema import OUTPUT_SCHEMA, REJECT_SCHEMA
+from udfs.taxonomy import UNASSIGNED
 
 MANIFEST_NAME = "_manifest.json"
 
@@ -204,11 +205,15 @@ def build_manifest(
             spec.template_id: {"applied": 0, "rejected": 0} for spec in source.render.templates
         }
         by_reason: dict[str, int] = defaultdict(int)
-        for (name, template_id), count in written.items():
+        clusters: dict[str, int] = defaultdict(int)
+        splits: dict[str, int] = defaultdict(int)
+        for (name, template_id, cluster, split), count in written.items():
             if name == source.name:
                 per_template.setdefault(template_id, {"applied": 0, "rejected": 0})["applied"] += (
                     count
                 )
+                clusters[cluster] += count
+                splits[split] += count
         for (name, template_id, reason), count in rejected.items():
             if name == source.name:
                 per_template.setdefault(template_id, {"applied": 0, "rejected": 0})["rejected"] += (
@@ -228,16 +233,32 @@ def build_manifest(
             "rejected_by_reason": dict(sorted(by_reason.items())),
             "duplicates": n_duplicates,
             "shared_ids": shared_ids.get(source.name, 0),
+            "task_clusters": dict(sorted(clusters.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "unassigned": clusters.get(UNASSIGNED, 0),
+            "splits": dict(sorted(splits.items())),
             "langid": _language_summary(source.name, languages or {}),
             "reconciled": rows == n_written + n_rejected + n_duplicates,
             "templates": per_template,
         }
     totals = {
         key: sum(entry[key] for entry in sources.values())
-        for key in ("read", "rows", "written", "rejected", "duplicates", "shared_ids")
+        for key in ("read", "rows", "written", "rejected", "duplicates", "shared_ids", "unassigned")
+    }
+    totals["splits"] = {
+        split: sum(entry["splits"].get(split, 0) for entry in sources.values())
+        for split in sorted({s for entry in sources.values() for s in entry["splits"]})
     }
     totals["reconciled"] = all(entry["reconciled"] for entry in sources.values())
-    manifest = {**run, "config": plan.describe(), "sources": sources, "totals": totals}
+    manifest = {
+        **run,
+        "config": plan.describe(),
+        "sources": sources,
+        "totals": totals,
+        # Rows written with no cluster from the taxonomy, by source: never silently dropped.
+        "unassigned": {
+            name: entry["unassigned"] for name, entry in sources.items() if entry["unassigned"]
+        },
+    }
     if clusters is not None:
         manifest["dedup_clusters"] = clusters
     return manifest
@@ -263,8 +284,8 @@ def write_manifest(spark: SparkSession, output: str, manifest: dict[str, Any]) -
 
 def summary_table(manifest: dict[str, Any]) -> str:
     headers = (
-        "source", "read", "rows", "written", "rejected", "duplicates", "ok", "lang mismatch",
-        "top reject",
+        "source", "read", "rows", "written", "rejected", "duplicates", "ok", "heldout",
+        "unassigned", "lang mismatch", "top reject",
     )  # fmt: skip
     body: list[Iterable[Any]] = []
     for name, entry in manifest["sources"].items():
@@ -279,6 +300,8 @@ def summary_table(manifest: dict[str, Any]) -> str:
                 entry["rejected"],
                 entry["duplicates"],
                 "yes" if entry["reconciled"] else "NO",
+                entry["splits"].get("heldout", 0),
+                entry["unassigned"],
                 entry["langid"]["mismatched"],
                 f"{top[0]} ({top[1]})" if top else "",
             )
@@ -293,6 +316,8 @@ def summary_table(manifest: dict[str, Any]) -> str:
             totals["rejected"],
             totals["duplicates"],
             "yes" if totals["reconciled"] else "NO",
+            totals["splits"].get("heldout", 0),
+            totals["unassigned"],
             sum(entry["langid"]["mismatched"] for entry in manifest["sources"].values()),
             "",
         )

@@ -35,9 +35,6 @@ def with_source_metadata(source: SourcePlan) -> Callable[[DataFrame], DataFrame]
         return frame.select(
             "*",
             F.lit(RENDER_STAGE).alias("stage"),
-            F.lit(source.task).alias("task"),
-            F.lit(source.task_cluster).alias("task_cluster"),
-            F.lit("train").alias("split"),
             F.lit(source.license).alias("license"),
         )
 

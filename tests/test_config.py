@@ -45,7 +45,7 @@ def test_valid_plan_resolves_paths_templates_and_defaults(project: Path) -> None
     (source,) = plan.sources
     assert source.paths == (str(project / "data" / "a.jsonl"),)
     assert [t.template_id for t in source.render.templates] == ["sent/plain", "u-2"]
-    assert source.task_cluster == "unassigned"
+    assert source.task_cluster is None  # the tag stage looks the task up in the taxonomy
     assert source.render.seed == 3 and source.render.templates_per_record == 1
 
 

@@ -231,3 +231,38 @@ def choose_templates(
         key=lambda i: (_hash64(str(seed), source, key, template_ids[i]), template_ids[i]),
     )
     return sorted(ranked[:per_record])
+
+
+def names(value: Any, where: str) -> list[str]:
+    """A record field holding names (categories, origin datasets): one string or a list of
+    them, blanks dropped, order kept, repeats removed."""
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    found: list[str] = []
+    for item in items:
+        if not isinstance(item, str):
+            raise RecordError(
+                "invalid_field",
+                f"{where} holds {type(item).__name__} {item!r:.40}; expected names (strings)",
+            )
+        if item.strip() and item.strip() not in found:
+            found.append(item.strip())
+    return found
+
+
+def task_name(record: Mapping[str, Any], field: str | None, fallback: str | None) -> str | None:
+    """The record's task: its ``field`` value, else the registry's task (config requires one
+    of the two)."""
+    if field is None:
+        return fallback
+    value = record.get(field)
+    if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()
+    if value is not None and not isinstance(value, str):
+        raise RecordError(
+            "invalid_field", f"task field {field!r} holds {type(value).__name__}; expected a name"
+        )
+    if fallback is None:
+        raise RecordError("missing_field", f"the record has no task in field {field!r}")
+    return fallback

@@ -22,12 +22,14 @@ from udfs.records import (
     coerce_fields,
     decode_utf8,
     derive_key,
+    names,
     normalise_language,
     parse_json_line,
     record_id,
     safe_text,
     source_key,
     stable_hash,
+    task_name,
 )
 from udfs.templating import (
     CompiledTemplate,
@@ -62,6 +64,11 @@ RENDER_SCHEMA = pa.schema(
         pa.field("target_content", pa.string()),
         # The record's own text that dedup compares: the same for every row of one record.
         pa.field("dedup_text", pa.string()),
+        pa.field("task", pa.string()),
+        # The record's own category names (through a crosswalk to a task cluster) and the
+        # datasets it derives from (for held-out same-source exclusion).
+        pa.field("categories", pa.list_(pa.string())),
+        pa.field("origins", pa.list_(pa.string())),
         # Set on rejects only.
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
@@ -92,6 +99,11 @@ class RenderPlan:
     allow_empty: bool = False
     # The fields dedup compares; empty: every field any of the source's templates inserts.
     dedup_fields: tuple[str, ...] = ()
+    task: str | None = None  # the registry's task: every record's, unless task_field has one
+    task_field: str | None = None
+    categories_field: str | None = None
+    origins: tuple[str, ...] = ()  # the registry's origin datasets
+    origin_field: str | None = None
 
     @property
     def rows_per_record(self) -> int:
@@ -150,7 +162,14 @@ def _target_language(plan: RenderPlan, record: dict[str, Any]) -> str | None:
 
 def _not_content(plan: RenderPlan) -> set[str | None]:
     """Fields a template may read that are not the record's text: its id and language codes."""
-    return {plan.id_field, plan.language_field, plan.target_language_field}
+    return {
+        plan.id_field,
+        plan.language_field,
+        plan.target_language_field,
+        plan.task_field,
+        plan.categories_field,
+        plan.origin_field,
+    }
 
 
 def _content_fields(plan: RenderPlan, template: CompiledTemplate) -> tuple[list[str], list[str]]:
@@ -194,6 +213,9 @@ class _Prepared:
     target_language: str | None = None
     record: dict[str, Any] | None = None
     failure: RecordError | None = None
+    task: str | None = None
+    categories: list[str] | None = None
+    origins: list[str] | None = None
 
 
 def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
@@ -206,6 +228,11 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
         key = source_key(record, plan.id_field, original)
         language = _language(plan, record)
         target = _target_language(plan, record)
+        task = task_name(record, plan.task_field, plan.task)
+        categories = _field_names(plan.categories_field, record, "categories_field")
+        origins = list(
+            dict.fromkeys([*plan.origins, *_field_names(plan.origin_field, record, "origin_field")])
+        )
         record = coerce_fields(record, plan.field_types)
     except Exception as exc:  # whatever one record does, it is that record's reject
         if not isinstance(exc, RecordError):
@@ -220,7 +247,20 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
         return _Prepared(key=key, failure=exc)
     if not plan.allow_empty:
         record = mark_blanks(record)
-    return _Prepared(key=key, language=language, target_language=target, record=record)
+    return _Prepared(
+        key=key,
+        language=language,
+        target_language=target,
+        record=record,
+        task=task,
+        categories=categories,
+        # A source with no declared origin is its own: it still shares itself with held-out.
+        origins=origins or [plan.source],
+    )
+
+
+def _field_names(field: str | None, record: dict[str, Any], key: str) -> list[str]:
+    return names(record.get(field), f"{key} {field!r}") if field is not None else []
 
 
 def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -247,6 +287,9 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
                 "template_hash": plan.templates[index].template_hash,
                 "language": prepared.language,
                 "target_language": prepared.target_language,
+                "task": prepared.task or plan.task,
+                "categories": prepared.categories,
+                "origins": prepared.origins,
             }
             try:
                 if prepared.failure is not None or prepared.record is None:
