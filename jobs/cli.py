@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jobs import build, dedup_job
+from jobs import build, dedup_job, mix_job
 
 
 def _check_command(args: argparse.Namespace) -> int:
@@ -37,6 +37,11 @@ def parser() -> argparse.ArgumentParser:
     dedup_job.add_dedup_arguments(
         commands.add_parser("dedup", help="deduplicate an existing build output again")
     ).set_defaults(handler=dedup_job.dedup_command)
+    mix_job.add_mix_arguments(
+        commands.add_parser(
+            "mix", help="sample a mixture (caps, group weights, languages) of a build output"
+        )
+    ).set_defaults(handler=mix_job.mix_command)
     check = commands.add_parser("check", help="validate the config and compile every template")
     check.add_argument("--conf", required=True)
     check.add_argument("--output")

@@ -89,12 +89,14 @@ def _scope(settings: DedupConfig) -> list[str]:
 def _records(rows: DataFrame) -> DataFrame:
     """One row per source record. Every row of a record carries the same ``dedup_text``, so
     the aggregates are choices between equal values, made deterministically."""
+    # Rows that carry no split (a frame built outside the build) are all train.
+    heldout = F.col("split") == "heldout" if "split" in rows.columns else F.lit(False)
     return rows.groupBy(*RECORD_KEY).agg(
         F.min("dedup_text").alias("dedup_text"),
         F.min("id").alias("record_id"),
         F.min("language").alias("language"),
         F.max(F.length("response")).alias("response_length"),
-        F.max(F.coalesce(F.col("split") == "heldout", F.lit(False))).alias("heldout"),
+        F.max(F.coalesce(heldout, F.lit(False))).alias("heldout"),
     )
 
 

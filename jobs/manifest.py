@@ -205,14 +205,14 @@ def build_manifest(
             spec.template_id: {"applied": 0, "rejected": 0} for spec in source.render.templates
         }
         by_reason: dict[str, int] = defaultdict(int)
-        clusters: dict[str, int] = defaultdict(int)
+        task_clusters: dict[str, int] = defaultdict(int)
         splits: dict[str, int] = defaultdict(int)
         for (name, template_id, cluster, split), count in written.items():
             if name == source.name:
                 per_template.setdefault(template_id, {"applied": 0, "rejected": 0})["applied"] += (
                     count
                 )
-                clusters[cluster] += count
+                task_clusters[cluster] += count
                 splits[split] += count
         for (name, template_id, reason), count in rejected.items():
             if name == source.name:
@@ -233,8 +233,8 @@ def build_manifest(
             "rejected_by_reason": dict(sorted(by_reason.items())),
             "duplicates": n_duplicates,
             "shared_ids": shared_ids.get(source.name, 0),
-            "task_clusters": dict(sorted(clusters.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "unassigned": clusters.get(UNASSIGNED, 0),
+            "task_clusters": dict(sorted(task_clusters.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "unassigned": task_clusters.get(UNASSIGNED, 0),
             "splits": dict(sorted(splits.items())),
             "langid": _language_summary(source.name, languages or {}),
             "reconciled": rows == n_written + n_rejected + n_duplicates,

@@ -231,8 +231,8 @@ def test_partition_layout(built: dict[str, Any]) -> None:
     assert set(leaves) == {
         "language=fr/task_cluster=entailment",
         "language=en/task_cluster=sentiment",
-        "language=es/task_cluster=unassigned",
-        "language=de/task_cluster=unassigned",
+        "language=es/task_cluster=extractive_qa",
+        "language=de/task_cluster=extractive_qa",
     }
     # rows_per_file: 4 caps every file, and files stay sorted by id.
     for file in data_dir.rglob("*.parquet"):

@@ -69,6 +69,18 @@ def test_demo_covers_tasks_languages_and_scripts(demo: dict[str, Any]) -> None:
     assert any("\u4e00" <= c <= "\u9fff" for c in text)  # Han
 
 
+def test_demo_holds_out_entailment_and_tags_every_row(demo: dict[str, Any]) -> None:
+    data = demo["data"]
+    heldout = {r["source"] for r in data if r["split"] == "heldout"}
+    assert heldout == {"nli_en", "nli_fr"}
+    assert all((r["split"] == "heldout") == (r["task_cluster"] == "entailment") for r in data)
+    assert demo["manifest"]["unassigned"] == {}
+    assert demo["manifest"]["totals"]["splits"] == {
+        "heldout": sum(r["split"] == "heldout" for r in data),
+        "train": sum(r["split"] == "train" for r in data),
+    }
+
+
 def test_every_row_is_a_real_pair_with_lineage(demo: dict[str, Any]) -> None:
     for row in demo["data"]:
         assert row["instruction"].strip() and row["response"].strip()
