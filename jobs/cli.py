@@ -5,8 +5,21 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from jobs import build, dedup_job, mix_job
+
+
+def _cluster_hint(plan: Any, source: Any) -> str:
+    """What the tag stage will give the source's rows, as far as the registry alone says."""
+    if source.render.categories_field:
+        return "from each record's categories"
+    if plan.taxonomy is None or source.task is None:
+        return "per record"
+    found = plan.taxonomy.lookup(source.task, source.crosswalk)
+    origins = source.render.origins or (source.name,)
+    found = found or next(filter(None, map(plan.taxonomy.lookup, origins)), None)
+    return found or "unassigned"
 
 
 def _check_command(args: argparse.Namespace) -> int:
@@ -20,7 +33,9 @@ def _check_command(args: argparse.Namespace) -> int:
     for source in plan.sources:
         print(
             f"{source.name}: {source.format}, {len(source.paths)} path(s), "
-            f"{len(source.render.templates)} template(s), task {source.task}/{source.task_cluster}"
+            f"{len(source.render.templates)} template(s), task "
+            f"{source.task or 'per record'}, cluster "
+            f"{source.task_cluster or _cluster_hint(plan, source)}"
         )
     print(f"ok: {len(plan.sources)} sources -> {plan.output}")
     return 0
