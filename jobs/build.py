@@ -139,11 +139,12 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
         rendered = rendered.transform(langid_stage(plan.langid))
     else:
         rendered = rendered.transform(without_langid)
-    rendered = rendered.transform(tag_stage(TagPlan.of(plan)))
+    # Persisted before the exclusion and dedup, which read it several times: the Python
+    # stages (render, language ID) run once.
+    rendered = rendered.transform(tag_stage(TagPlan.of(plan))).persist(StorageLevel.MEMORY_AND_DISK)
+    base = rendered
     if plan.heldout_clusters and plan.exclude_shared_sources:
         rendered = rendered.transform(exclude_shared_sources)
-    rendered = rendered.persist(StorageLevel.MEMORY_AND_DISK)
-    base = rendered
     write_duplicates = plan.dedup is not None and plan.dedup.write_duplicates
     decontaminating = bool(plan.heldout_clusters) and plan.decontaminate
     clustering = plan.dedup is not None or decontaminating

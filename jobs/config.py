@@ -75,7 +75,9 @@ class DatasetRegistry(_Strict):
     target_fields: list[str] = Field(default_factory=list, validate_default=True)
     # The task of every record, or of those whose task_field is empty.
     task: str | None = Field(default=None, min_length=1)
-    task_field: str | None = None  # a pooled source: each record names its own task
+    # A pooled source: each record names its own task. Validated even when left out, so a
+    # registry with neither task nor task_field fails.
+    task_field: str | None = Field(default=None, validate_default=True)
     # Wins over every lookup: a cluster id from the taxonomy.
     task_cluster: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
     # The record's own category names (SuperNI Categories, Aya task_type), tried before the

@@ -62,15 +62,26 @@ def add_dedup_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
-def partition_columns(spark: SparkSession, input_path: str) -> list[str]:
-    """How the input is partitioned: from its manifest, else the build's default."""
+def input_manifest(spark: SparkSession, input_path: str) -> dict[str, Any]:
+    """The input's ``_manifest.json``, or {} when it has none."""
     manifest = f"{input_path.rstrip('/')}/{manifests.MANIFEST_NAME}"
     if hadoop_fs.exists(spark, manifest):
-        recorded = json.loads(hadoop_fs.read_text(spark, manifest))
-        columns = recorded.get("output", {}).get("partition_by")
-        if columns:
-            return list(columns)
+        return json.loads(hadoop_fs.read_text(spark, manifest))  # type: ignore[no-any-return]
+    return {}
+
+
+def partition_columns(spark: SparkSession, input_path: str) -> list[str]:
+    """How the input is partitioned: from its manifest, else the build's default."""
+    columns = input_manifest(spark, input_path).get("output", {}).get("partition_by")
+    if columns:
+        return list(columns)
     return list(PipelineConfig.model_fields["partition_by"].default_factory())  # type: ignore[misc]
+
+
+def decontaminates(spark: SparkSession, input_path: str) -> bool:
+    """Whether the build that wrote the input removed train rows near held-out ones."""
+    pipeline = input_manifest(spark, input_path).get("config", {}).get("pipeline", {})
+    return bool(pipeline.get("decontaminate", True))
 
 
 def read_data(spark: SparkSession, data_path: str, partition_cols: list[str]) -> DataFrame:
@@ -92,9 +103,9 @@ def run_dedup(
     data_in = f"{input_path.rstrip('/')}/data"
     data_out = f"{output_path.rstrip('/')}/data"
     duplicates_out = f"{output_path.rstrip('/')}/duplicates"
-    # The output's held-out rows stay first in their clusters, and a train row that a new
-    # threshold now finds near one is removed as contamination.
-    plan = DedupPlan.of(settings, decontaminate=True)
+    # The output's held-out rows stay first in their clusters, and (unless the build turned
+    # decontamination off) a train row a new threshold now finds near one is removed.
+    plan = DedupPlan.of(settings, decontaminate=decontaminates(spark, input_path))
     rows = read_data(spark, data_in, partition_cols)
     read = per_source(rows)
     decided = (

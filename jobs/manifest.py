@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
 from jobs import hadoop_fs
-from jobs.config import RunPlan
+from jobs.config import RunPlan, SourcePlan
 from jobs.readers import read_source
 from jobs.schema import OUTPUT_SCHEMA, REJECT_SCHEMA
 from udfs.taxonomy import UNASSIGNED
@@ -29,13 +29,28 @@ MANIFEST_NAME = "_manifest.json"
 
 def count_read(spark: SparkSession, plan: RunPlan) -> dict[str, int]:
     """Input records per source, in one job (no column is read for Parquet)."""
-    frames = [
-        read_source(spark, source).select(F.lit(source.name).alias("source"))
-        for source in plan.sources
-    ]
-    counts = reduce(DataFrame.unionByName, frames).groupBy("source").count().collect()
+    frames = [_counted(read_source(spark, source), source) for source in plan.sources]
+    counts = (
+        reduce(DataFrame.unionByName, frames)
+        .groupBy("source")
+        .agg(F.count(F.lit(1)).alias("count"), F.max("_all_fields").alias("_all_fields"))
+        .collect()
+    )
     found = {row["source"]: int(row["count"]) for row in counts}
     return {source.name: found.get(source.name, 0) for source in plan.sources}
+
+
+def _counted(frame: DataFrame, source: SourcePlan) -> DataFrame:
+    """One row per record. A SuperNI task file is parsed with its schema: when the count
+    reads no field, Spark parses none, and a file whose fields do not fit the schema would
+    count its instances here and render as one malformed reject. A hash of every field makes
+    the count parse what rendering parses."""
+    every_field = (
+        F.xxhash64(*[F.col(f"`{name}`") for name in frame.columns])
+        if source.format == "superni"
+        else F.lit(0).cast("long")
+    )
+    return frame.select(F.lit(source.name).alias("source"), every_field.alias("_all_fields"))
 
 
 def count_by(frame: DataFrame, *keys: str) -> dict[tuple[Any, ...], int]:

@@ -55,7 +55,8 @@ class TagPlan:
 
 def match_key(column: Column) -> Column:
     """``udfs.taxonomy.match_key`` in Spark: lower case, whitespace collapsed."""
-    return F.lower(F.trim(F.regexp_replace(column, r"\s+", " ")))
+    # (?U): Unicode whitespace (NBSP...), as Python's str.split() sees it.
+    return F.lower(F.trim(F.regexp_replace(column, r"(?U)\s+", " ")))
 
 
 def _literal_map(entries: dict[str, str]) -> Column:
@@ -130,22 +131,29 @@ def removed(frame: DataFrame, flag: Column, reason: str, detail: Column) -> Data
     )
 
 
-def exclude_shared_sources(frame: DataFrame) -> DataFrame:
-    """Train records whose origin datasets meet a held-out record's become rejects
-    (``shares_source_with_heldout``); the detail names the shared origin. Two joins on
-    (origin) and (record): no collect, however many origins there are."""
+def shared_source_records(frame: DataFrame) -> DataFrame:
+    """``source, source_key, _shared_origin`` of the train records whose origin datasets meet
+    a held-out record's. Two joins on (origin) and (record): no collect, however many
+    origins there are."""
     accepted = (
         frame.where(_accepted())
         .select(*RECORD_KEY, "split", F.explode("origins").alias("origin"))
         .withColumn("origin", match_key(F.col("origin")))
     )
     heldout_origins = accepted.where(F.col("split") == HELDOUT).select("origin").distinct()
-    shared = (
+    return (
         accepted.where(F.col("split") == TRAIN)
         .join(heldout_origins, "origin", "left_semi")
         .groupBy(*RECORD_KEY)
         .agg(F.min("origin").alias("_shared_origin"))
     )
+
+
+def exclude_shared_sources(frame: DataFrame) -> DataFrame:
+    """Train records whose origin datasets meet a held-out record's become rejects
+    (``shares_source_with_heldout``); the detail names the shared origin. ``frame`` is read
+    three times: persist it first."""
+    shared = shared_source_records(frame).localCheckpoint()
     joined = frame.join(shared, list(RECORD_KEY), "left")
     return removed(
         joined,

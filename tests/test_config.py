@@ -248,3 +248,37 @@ def test_dedup_fields_reach_the_render_plan(project: Path) -> None:
     reg.write_text(reg.read_text() + "dedup_fields: [text]\n")
     (source,) = load_plan(project / "conf" / "p.yaml").sources
     assert source.render.dedup_fields == ("text",)
+
+
+def test_taxonomy_names_are_checked_against_the_taxonomy(project: Path) -> None:
+    registry = project / "conf" / "datasets" / "a.yaml"
+    text = registry.read_text(encoding="utf-8")
+    registry.write_text(text.replace("task: sentiment\n", ""), encoding="utf-8")
+    assert "give 'task' (the source's task) or 'task_field'" in error_of(project)
+    registry.write_text(text + "task_cluster: sentimental\n", encoding="utf-8")
+    message = error_of(project)
+    assert "a.yaml: task_cluster: 'sentimental' is not a cluster" in message
+    assert "task_clusters.yaml" in message
+    registry.write_text(text + "crosswalk: flan\n", encoding="utf-8")
+    assert "crosswalk: 'flan' is not a crosswalk" in error_of(project)
+    registry.write_text(text, encoding="utf-8")
+    pipeline = project / "conf" / "p.yaml"
+    pipeline.write_text(pipeline.read_text() + "heldout_clusters: [nli]\n", encoding="utf-8")
+    assert "p.yaml: heldout_clusters: ['nli'] are not clusters" in error_of(project)
+    pipeline.write_text(
+        pipeline.read_text().replace("heldout_clusters: [nli]", "heldout_clusters: [entailment]")
+    )
+    plan = load_plan(project / "conf" / "p.yaml")
+    assert plan.heldout_clusters == ("entailment",)
+    assert plan.taxonomy is not None and plan.taxonomy.lookup("sentiment") == "sentiment"
+
+
+def test_mixture_config_names_the_key(tmp_path: Path) -> None:
+    from jobs.config import load_mixture_config
+
+    conf = write(tmp_path / "m.yaml", "groups: {by: source, weights: {a: 0}}\n")
+    with pytest.raises(ConfigError, match=r"m\.yaml: groups: every group weight is 0"):
+        load_mixture_config(conf)
+    write(conf, "languages: {alpha: 2}\n")
+    with pytest.raises(ConfigError, match=r"languages\.alpha"):
+        load_mixture_config(conf)

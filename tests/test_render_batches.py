@@ -235,3 +235,31 @@ def test_dedup_text_is_one_per_record_whatever_the_template() -> None:
     assert chosen[0]["dedup_text"] == "Un animal dort."
     rejected = rows(plan(), json_batch(['{"id": "2", "premise": "cut']))
     assert rejected[0]["dedup_text"] is None and rejected[0]["reason"] == "malformed_json"
+
+
+def test_task_categories_and_origins_come_from_the_record_or_the_registry() -> None:
+    lines = [
+        json.dumps({"id": "a", "premise": "p", "hypothesis": "h", "label": 0, "t": "task1",
+                    "cats": "Textual Entailment", "src": ["snli", "snli", " mnli "]}),
+        json.dumps({"id": "b", "premise": "p", "hypothesis": "h", "label": 0, "t": "task2"}),
+        json.dumps({"id": "c", "premise": "p", "hypothesis": "h", "label": 0}),
+        json.dumps({"id": "d", "premise": "p", "hypothesis": "h", "label": 0, "t": "x",
+                    "cats": [3]}),
+    ]  # fmt: skip
+    pooled = plan(task_field="t", categories_field="cats", origin_field="src", origins=("xnli",))
+    out = {row["source_key"]: row for row in rows(pooled, json_batch(lines))}
+    assert (out["a"]["task"], out["a"]["categories"]) == ("task1", ["Textual Entailment"])
+    assert out["a"]["origins"] == ["xnli", "snli", "mnli"]
+    assert out["b"]["origins"] == ["xnli"] and out["b"]["categories"] == []
+    assert out["c"]["reason"] == "missing_field"  # no task, and no registry task to fall back on
+    assert out["d"]["reason"] == "invalid_field"
+    # Category and origin fields are metadata, not content dedup compares.
+    assert out["a"]["dedup_text"] is not None and "snli" not in out["a"]["dedup_text"]
+    # A pooled source without declared origins: each task is its own origin.
+    own = {r["source_key"]: r for r in rows(plan(task_field="t", task="fallback"),
+                                            json_batch(lines[:3]))}  # fmt: skip
+    assert own["b"]["origins"] == [f"{own['b']['source']}/task2"]
+    assert own["c"]["task"] == "fallback"
+    assert own["c"]["origins"] == [f"{own['c']['source']}/fallback"]
+    single = rows(plan(task="nli"), json_batch(lines[:1]))[0]
+    assert (single["task"], single["origins"]) == ("nli", [single["source"]])

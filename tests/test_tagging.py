@@ -190,6 +190,17 @@ def test_superni_tasks_are_tagged_through_their_own_categories(spark: Any, tmp_p
         "task_cluster: translation\nlicense: per-task\ntemplates: [../../templates/superni.jinja]\n",
         encoding="utf-8",
     )
+    # A task file whose fields do not fit the format, and one that is not JSON: one reject
+    # each, counted as one record each (the count parses what rendering parses).
+    wrong = json.loads(files[-1].read_text(encoding="utf-8"))
+    wrong["Categories"] = "Translation"
+    (tmp_path / "data" / "task_wrong_types.json").write_text(json.dumps(wrong), encoding="utf-8")
+    (tmp_path / "data" / "task_cut.json").write_text('{"Instances": [', encoding="utf-8")
+    (datasets / "bad.yaml").write_text(
+        "name: superni_bad\npath: ../../data/task_*.json\nformat: superni\nid_field: id\n"
+        "task_field: task_name\nlicense: per-task\ntemplates: [../../templates/superni.jinja]\n",
+        encoding="utf-8",
+    )
     _jsonl(tmp_path / "data" / "u.jsonl", {"u1": "one", "u2": "two"})
     _registry(datasets / "u.yaml", "custom", "u.jsonl", task="zzz_house_task")
     plan = load_plan(conf)
@@ -212,4 +223,7 @@ def test_superni_tasks_are_tagged_through_their_own_categories(spark: Any, tmp_p
     }
     assert {row["task_cluster"] for row in data if row["source"] == "custom"} == {UNASSIGNED}
     assert manifest["unassigned"] == {"custom": 2}
+    bad = manifest["sources"]["superni_bad"]
+    assert (bad["read"], bad["written"], bad["rejected_by_reason"]) == (2, 0, {"malformed_row": 2})
+    assert manifest["totals"]["reconciled"]
     assert manifest["sources"]["custom"]["task_clusters"] == {UNASSIGNED: 2}

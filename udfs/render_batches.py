@@ -254,9 +254,15 @@ def _prepare(plan: RenderPlan, row: dict[str, Any]) -> _Prepared:
         record=record,
         task=task,
         categories=categories,
-        # A source with no declared origin is its own: it still shares itself with held-out.
-        origins=origins or [plan.source],
+        origins=origins or [_own_origin(plan, task)],
     )
+
+
+def _own_origin(plan: RenderPlan, task: str | None) -> str:
+    """The origin of a record that declares none: its source, or in a pooled source (tasks
+    per record) its source's task, so one held-out task does not take every train task of
+    the pool with it."""
+    return f"{plan.source}/{task}" if plan.task_field is not None and task else plan.source
 
 
 def _field_names(field: str | None, record: dict[str, Any], key: str) -> list[str]:
