@@ -146,13 +146,14 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
     if plan.heldout_clusters and plan.exclude_shared_sources:
         rendered = rendered.transform(exclude_shared_sources)
     write_duplicates = plan.dedup is not None and plan.dedup.write_duplicates
-    decontaminating = bool(plan.heldout_clusters) and plan.decontaminate
-    clustering = plan.dedup is not None or decontaminating
+    clustering = plan.dedup is not None or plan.decontaminating
     try:
-        if clustering and plan.dedup_settings is not None:
+        if clustering:
             settings = plan.dedup_settings
             dedup_plan = DedupPlan.of(
-                settings, remove_duplicates=plan.dedup is not None, decontaminate=decontaminating
+                settings,
+                remove_duplicates=plan.dedup is not None,
+                decontaminate=plan.decontaminating,
             )
             log.info(
                 "dedup: threshold %.2f, %d permutations = %d bands x %d rows, scope %s%s",

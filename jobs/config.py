@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import glob
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -277,13 +277,21 @@ class RunPlan:
     pipeline: dict[str, Any]
     langid: LangIdSettings | None = None
     langid_model: str | None = None  # the model file on the driver, shipped with SparkFiles
-    dedup: DedupConfig | None = None
+    # The pipeline's dedup settings: decontamination uses them even with dedup disabled.
+    dedup_settings: DedupConfig = field(default_factory=DedupConfig)
     taxonomy: Taxonomy | None = None
     heldout_clusters: tuple[str, ...] = ()
     exclude_shared_sources: bool = True
     decontaminate: bool = True
-    # Dedup settings that decontamination uses (the pipeline's, even with dedup disabled).
-    dedup_settings: DedupConfig | None = None
+
+    @property
+    def dedup(self) -> DedupConfig | None:
+        """The dedup settings when duplicates are removed, else None."""
+        return self.dedup_settings if self.dedup_settings.enabled else None
+
+    @property
+    def decontaminating(self) -> bool:
+        return bool(self.heldout_clusters) and self.decontaminate
 
     def describe(self) -> dict[str, Any]:
         """The resolved config, as recorded in the manifest."""
@@ -653,12 +661,11 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         pipeline=pipeline.model_dump(mode="json"),
         langid=None if model is None else _langid_settings(pipeline.langid, model),
         langid_model=model,
-        dedup=pipeline.dedup if pipeline.dedup.enabled else None,
+        dedup_settings=pipeline.dedup,
         taxonomy=taxonomy,
         heldout_clusters=tuple(pipeline.heldout_clusters),
         exclude_shared_sources=pipeline.exclude_shared_sources,
         decontaminate=pipeline.decontaminate,
-        dedup_settings=pipeline.dedup,
     )
 
 

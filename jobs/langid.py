@@ -20,6 +20,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type
 
+from jobs.schema import reject_where
 from udfs.langid import LANGID_RESULT, LANGID_STAGE, LangIdSettings, detect_arrays, identifier
 from udfs.language_codes import UNDETERMINED
 
@@ -78,25 +79,22 @@ def langid_stage(settings: LangIdSettings) -> Callable[[DataFrame], DataFrame]:
         inputs = ["instruction", "response", "content", "target_content", "language",
                   "target_language"]  # fmt: skip
         result = frame.withColumn(_RESULT, detect(*[F.col(name) for name in inputs]))
-        dropped = F.col(f"{_RESULT}.drop_reason").isNotNull()
         declared = F.when(F.col("language") != UNDETERMINED, F.col("language"))
-        replaced = {
-            "language": F.coalesce(
-                declared, F.col(f"{_RESULT}.inferred_language"), F.lit(UNDETERMINED)
-            ),
-            "reason": F.coalesce(F.col("reason"), F.col(f"{_RESULT}.drop_reason")),
-            "detail": F.when(dropped, F.col(f"{_RESULT}.drop_detail")).otherwise(F.col("detail")),
-            "stage": F.when(dropped, F.lit(LANGID_STAGE)).otherwise(F.col("stage")),
-            "record": F.when(
-                dropped,
-                F.to_json(F.struct("source_key", "instruction", "response")),
-            ).otherwise(F.col("record")),
-        }
-        return result.select(
-            *[replaced[name].alias(name) if name in replaced else F.col(name)
+        language = F.coalesce(declared, F.col(f"{_RESULT}.inferred_language"), F.lit(UNDETERMINED))
+        labelled = result.select(
+            *[language.alias(name) if name == "language" else F.col(name)
               for name in frame.columns],
             *[F.col(f"{_RESULT}.{name}").alias(name) for name in OUTPUT_FIELDS],
+            F.col(f"{_RESULT}.drop_reason").alias("_drop_reason"),
+            F.col(f"{_RESULT}.drop_detail").alias("_drop_detail"),
         )  # fmt: skip
+        return reject_where(
+            labelled,
+            F.col("_drop_reason").isNotNull(),
+            LANGID_STAGE,
+            F.col("_drop_reason"),
+            F.col("_drop_detail"),
+        ).drop("_drop_reason", "_drop_detail")
 
     return stage
 

@@ -134,3 +134,22 @@ def select_output(frame: DataFrame) -> DataFrame:
 
 def select_rejects(frame: DataFrame) -> DataFrame:
     return frame.select(*[F.col(name).cast(kind).alias(name) for name, kind, _ in REJECT_COLUMNS])
+
+
+def reject_where(
+    frame: DataFrame, flag: Column, stage: str, reason: Column, detail: Column
+) -> DataFrame:
+    """Turn accepted rows where ``flag`` holds into rejects of a stage after rendering. Their
+    ``record`` is the rendered pair: the source row is not carried past the render stage."""
+    hit = F.col("reason").isNull() & F.coalesce(flag, F.lit(False))
+    replaced = {
+        "reason": F.when(hit, reason).otherwise(F.col("reason")),
+        "detail": F.when(hit, detail).otherwise(F.col("detail")),
+        "stage": F.when(hit, F.lit(stage)).otherwise(F.col("stage")),
+        "record": F.when(
+            hit, F.to_json(F.struct("source_key", "instruction", "response"))
+        ).otherwise(F.col("record")),
+    }
+    return frame.select(
+        *[replaced[name].alias(name) if name in replaced else F.col(name) for name in frame.columns]
+    )

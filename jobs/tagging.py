@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.config import RunPlan
+from jobs.schema import reject_where
 from udfs.taxonomy import ANY_CROSSWALK, UNASSIGNED, Taxonomy
 
 SPLIT_STAGE = "split"
@@ -114,23 +115,6 @@ def _accepted() -> Column:
     return F.col("reason").isNull()
 
 
-def removed(frame: DataFrame, flag: Column, reason: str, detail: Column) -> DataFrame:
-    """Mark accepted rows where ``flag`` holds as rejects of the split stage, keeping the
-    rendered pair as the reject's record (the source row is not carried this far)."""
-    hit = _accepted() & F.coalesce(flag, F.lit(False))
-    replaced = {
-        "reason": F.when(hit, F.lit(reason)).otherwise(F.col("reason")),
-        "detail": F.when(hit, detail).otherwise(F.col("detail")),
-        "stage": F.when(hit, F.lit(SPLIT_STAGE)).otherwise(F.col("stage")),
-        "record": F.when(
-            hit, F.to_json(F.struct("source_key", "instruction", "response"))
-        ).otherwise(F.col("record")),
-    }
-    return frame.select(
-        *[replaced[name].alias(name) if name in replaced else F.col(name) for name in frame.columns]
-    )
-
-
 def shared_source_records(frame: DataFrame) -> DataFrame:
     """``source, source_key, _shared_origin`` of the train records whose origin datasets meet
     a held-out record's. Two joins on (origin) and (record): no collect, however many
@@ -155,10 +139,11 @@ def exclude_shared_sources(frame: DataFrame) -> DataFrame:
     three times: persist it first."""
     shared = shared_source_records(frame).localCheckpoint()
     joined = frame.join(shared, list(RECORD_KEY), "left")
-    return removed(
+    return reject_where(
         joined,
         F.col("_shared_origin").isNotNull(),
-        SHARES_SOURCE,
+        SPLIT_STAGE,
+        F.lit(SHARES_SOURCE),
         F.concat(
             F.lit("a train record from origin dataset "),
             F.col("_shared_origin"),
@@ -169,10 +154,11 @@ def exclude_shared_sources(frame: DataFrame) -> DataFrame:
 
 def contamination_rejects(frame: DataFrame) -> DataFrame:
     """Rows the dedup stage flagged ``contaminates_heldout`` become rejects of the split."""
-    return removed(
+    return reject_where(
         frame,
         F.col("contaminates_heldout"),
-        CONTAMINATES,
+        SPLIT_STAGE,
+        F.lit(CONTAMINATES),
         F.concat(
             F.lit(
                 "a train record whose content is a near-duplicate of a held-out record (cluster "
