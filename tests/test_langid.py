@@ -178,3 +178,24 @@ def test_detect_in_drop_mode_gives_the_reason(lid: LanguageIdentifier) -> None:
              "language": "fr"}]  # fmt: skip
     (row,) = detect_rows(lid, drop, rows)
     assert row["drop_reason"] == "language_mismatch" and "detected as de" in row["drop_detail"]
+
+
+def test_a_batch_is_read_from_its_arrow_buffers_whatever_their_layout(
+    lid: LanguageIdentifier,
+) -> None:
+    """Spark hands over sliced arrays and, for data read as raw bytes, invalid UTF-8 that
+    Arrow does not check: neither may shift a text onto its neighbour or stop the batch."""
+    texts = [SENTENCES["ru"], None, SENTENCES["fr"], "", SENTENCES["ja"], SENTENCES["de"]]
+    whole = lid.detect(texts, min_letters=20)
+    sliced = lid.predict(pa.array(["x", *texts, "y"], pa.string()).slice(1, len(texts)), 20)[0]
+    assert (
+        lid.code_column(sliced.index).to_pylist()
+        == whole.codes
+        == ["ru", None, "fr", None, "ja", "de"]
+    )
+    raw = [SENTENCES["fr"].encode(), b"\xff\xfe " + SENTENCES["de"].encode(), b"ok"]
+    invalid = pa.array(raw, pa.binary()).view(pa.string())
+    predictions, _ = lid.predict(invalid, min_letters=20)
+    assert lid.code_column(predictions.index).to_pylist() == ["fr", "de", "und"]
+    large = pa.array(texts, pa.large_string())
+    assert lid.code_column(lid.predict(large, 20)[0].index).to_pylist() == whole.codes

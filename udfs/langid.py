@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from udfs.language_codes import UNDETERMINED, comparable, parse_label
 from udfs.normal_form import letters_and_unclean, normalise
-from udfs.scripts import count_letters_and_scripts, encode
+from udfs.scripts import Encoded, count_letters_and_scripts, encode_array
+
+# Positions in a LanguageIdentifier's `codes`: no text at all, a text not judged, then labels.
+NO_TEXT = -1
+UND = 0
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,15 @@ class Detection:
     codes: list[str | None]  # None where there was no text
     scores: list[float | None]  # None where the text was not judged
     scripts: list[str | None]  # the script the label names (GlotLID), else None
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Per text: its position in the identifier's ``codes`` (NO_TEXT, UND or a label's), and
+    the probability (NaN where it was not judged)."""
+
+    index: np.ndarray
+    scores: np.ndarray
 
 
 class LanguageIdentifier:
@@ -41,44 +54,78 @@ class LanguageIdentifier:
         self.labels: dict[str, tuple[str, str | None]] = {
             label: parse_label(label) for label in self._model.get_labels()
         }
+        # Codes and label scripts by position, so a batch's results are numpy indices and
+        # become Arrow columns with one `take`.
+        self._position = {label: UND + 1 + i for i, label in enumerate(self.labels)}
+        self.codes = pa.array([UNDETERMINED, *[code for code, _ in self.labels.values()]])
+        self.label_scripts = pa.array([None, *[script for _, script in self.labels.values()]],
+                                      type=pa.string())  # fmt: skip
 
     def raw_predict(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """The model's own batch predict: top label and probability per text."""
         labels, probabilities = self._model.predict(texts, k=1)
         return [label[0] for label in labels], np.array([p[0] for p in probabilities])
 
-    def detect(
-        self,
-        texts: Sequence[str | None],
-        min_letters: int,
-        letters: np.ndarray | None = None,
-        unclean: np.ndarray | None = None,
-    ) -> Detection:
-        """``letters`` and ``unclean`` (see :func:`needs_normalising`): per text, when the
-        caller has them already."""
-        present = [text or "" for text in texts]
-        if letters is None or unclean is None:
-            letters, unclean = letters_and_unclean(*encode(present))
-        judged = np.flatnonzero((letters >= min_letters) & (letters > 0))
-        codes: list[str | None] = [None if not text else UNDETERMINED for text in texts]
-        scores: list[float | None] = [None] * len(texts)
-        scripts: list[str | None] = [None] * len(texts)
+    def predict(
+        self, texts: pa.Array, min_letters: int, eligible: np.ndarray | None = None
+    ) -> tuple[Predictions, Encoded]:
+        """Every text of an Arrow string array at once (only ``eligible`` ones, if given).
+        Also returns the batch's code points, which give callers the texts' scripts."""
+        try:
+            encoded = encode_array(texts)
+        except UnicodeDecodeError:
+            texts = _valid_utf8(texts)
+            encoded = encode_array(texts)
+        letters, unclean = letters_and_unclean(*encoded)
+        present = encoded.lengths > 0
+        if eligible is not None:
+            present &= eligible
+        index = np.where(present, UND, NO_TEXT).astype(np.int32)
+        scores = np.full(len(index), np.nan)
+        judged = np.flatnonzero(present & (letters >= min_letters) & (letters > 0))
         if not len(judged):
-            return Detection(codes, scores, scripts)
-        # What the binding's `predict` does for a list, minus its per-text newline check:
-        # clean texts have none, and the trailing one is the end-of-text marker it adds.
-        lines = [
-            (normalise(present[i]) if dirty else present[i]) + "\n"
-            for i, dirty in zip(judged.tolist(), unclean[judged].tolist(), strict=True)
-        ]
+            return Predictions(index, scores), encoded
+        # What the binding's `predict` does for a list, minus its per-text newline check and
+        # the Python strings: clean texts go as their UTF-8 bytes with the end-of-text
+        # newline fastText expects, and only unclean ones are normalised in Python.
+        taken = texts.take(pa.array(judged)).cast(pa.large_string()).fill_null("")
+        newline, nothing = pa.scalar("\n", pa.large_string()), pa.scalar("", pa.large_string())
+        lines = pc.binary_join_element_wise(taken, newline, nothing)
+        lines = lines.cast(pa.large_binary()).to_pylist()
+        for position in np.flatnonzero(unclean[judged]).tolist():
+            lines[position] = (normalise(taken[position].as_py()) + "\n").encode()
         labels, probabilities = self._model.f.multilinePredict(lines, 1, 0.0, "strict")
+        positions = self._position
+        index[judged] = [positions[label[0]] for label in labels]
         # fastText's softmax can exceed 1 by a rounding hair.
-        rounded = np.minimum(np.concatenate(probabilities), 1.0).round(4).tolist()
-        mapped = self.labels
-        for i, label, score in zip(judged.tolist(), labels, rounded, strict=True):
-            codes[i], scripts[i] = mapped[label[0]]
-            scores[i] = score
-        return Detection(codes, scores, scripts)
+        scores[judged] = np.minimum(np.concatenate(probabilities), 1.0).round(4)
+        return Predictions(index, scores), encoded
+
+    def detect(self, texts: Sequence[str | None], min_letters: int) -> Detection:
+        """:meth:`predict` for a list of texts, as lists."""
+        predictions, _ = self.predict(pa.array(texts, type=pa.string()), min_letters)
+        return Detection(
+            self.code_column(predictions.index).to_pylist(),
+            [None if np.isnan(score) else float(score) for score in predictions.scores],
+            self.script_column(predictions.index).to_pylist(),
+        )
+
+    def code_column(self, index: np.ndarray) -> pa.Array:
+        return self.codes.take(pa.array(index, mask=index < UND))
+
+    def script_column(self, index: np.ndarray) -> pa.Array:
+        return self.label_scripts.take(pa.array(index, mask=index < UND))
+
+
+def _valid_utf8(texts: pa.Array) -> pa.Array:
+    """Invalid UTF-8 (which Arrow does not check in a received batch) with U+FFFD in place of
+    the bad bytes: a rare path, so per text."""
+    binary = pa.large_binary() if pa.types.is_large_string(texts.type) else pa.binary()
+    raw = texts.view(binary).to_pylist()
+    return pa.array(
+        [None if value is None else value.decode("utf-8", "replace") for value in raw],
+        type=pa.large_string(),
+    )
 
 
 _identifiers: dict[str, LanguageIdentifier] = {}
@@ -104,20 +151,59 @@ class LangIdSettings:
         return dict(self.thresholds).get(code, self.min_score)
 
 
-def _confident(settings: LangIdSettings, code: str | None, score: float | None) -> bool:
-    return (
-        code not in (None, UNDETERMINED)
-        and score is not None
-        and (
-            score >= settings.threshold(code)  # type: ignore[arg-type]
-        )
+def _language_ids(
+    settings: LangIdSettings, codes: pa.Array, ids: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: an id shared by every spelling of the row's language (-1 where there is none:
+    null, empty, ``und``), and that language's score threshold. Worked out once per distinct
+    code in the batch."""
+    encoded = pc.dictionary_encode(codes.cast(pa.string()))
+    distinct = encoded.dictionary.to_pylist()
+    language = np.array(
+        [-1 if not code or code == UNDETERMINED else ids.setdefault(comparable(code), len(ids))
+         for code in distinct] + [-1],
+        dtype=np.int64,
+    )  # fmt: skip
+    threshold = np.array([settings.threshold(code or "") for code in distinct] + [np.inf])
+    positions = encoded.indices.fill_null(len(distinct)).to_numpy(zero_copy_only=False)
+    return language[positions], threshold[positions]
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    mismatch: np.ndarray
+    drop_reason: pa.Array  # null where the row stays
+    confident: np.ndarray  # the content's detected language is at or above its threshold
+
+
+def judge_arrays(
+    settings: LangIdSettings,
+    declared: pa.Array,
+    target: pa.Array,
+    content: tuple[pa.Array, np.ndarray],
+    target_content: tuple[pa.Array, np.ndarray],
+) -> Verdicts:
+    """Per row. The record's content is compared with its declared language; for a
+    translation, the target-language fields with the declared target. A detected language
+    counts only at or above its threshold."""
+    ids: dict[str, int] = {}
+    declared_id, _ = _language_ids(settings, declared, ids)
+    target_id, _ = _language_ids(settings, target, ids)
+    found_id, found_threshold = _language_ids(settings, content[0], ids)
+    target_found_id, target_threshold = _language_ids(settings, target_content[0], ids)
+    with np.errstate(invalid="ignore"):  # NaN scores (not judged) are never confident
+        confident = (found_id >= 0) & (content[1] >= found_threshold)
+        target_confident = (target_found_id >= 0) & (target_content[1] >= target_threshold)
+    mismatch = ((declared_id >= 0) & confident & (found_id != declared_id)) | (
+        (target_id >= 0) & target_confident & (target_found_id != target_id)
     )
-
-
-def _base(code: Any) -> str | None:
-    if not code or code == UNDETERMINED:
-        return None
-    return comparable(str(code))
+    if settings.action != "drop":
+        return Verdicts(mismatch, pa.nulls(len(mismatch), pa.string()), confident)
+    doubtful = ((found_id >= 0) & ~confident) | ((target_found_id >= 0) & ~target_confident)
+    reason = np.where(mismatch, "language_mismatch", np.where(doubtful, "low_language_score", ""))
+    return Verdicts(
+        mismatch, pa.array(reason, mask=~(mismatch | doubtful), type=pa.string()), confident
+    )
 
 
 def judge(
@@ -127,21 +213,19 @@ def judge(
     content: tuple[str | None, float | None],
     target_content: tuple[str | None, float | None],
 ) -> tuple[bool, str | None]:
-    """(mismatch, drop reason) for one row. The record's content is compared with its declared
-    language; for a translation, the target-language fields with the declared target."""
-    mismatch = False
-    if _base(declared) and _confident(settings, *content):
-        mismatch = _base(content[0]) != _base(declared)
-    if _base(target) and _confident(settings, *target_content):
-        mismatch = mismatch or _base(target_content[0]) != _base(target)
-    if settings.action != "drop":
-        return mismatch, None
-    if mismatch:
-        return True, "language_mismatch"
-    for code, score in (content, target_content):
-        if code not in (None, UNDETERMINED) and not _confident(settings, code, score):
-            return False, "low_language_score"
-    return False, None
+    """:func:`judge_arrays` for one row."""
+
+    def found(code: str | None, score: float | None) -> tuple[pa.Array, np.ndarray]:
+        return pa.array([code], pa.string()), np.array([np.nan if score is None else score])
+
+    verdicts = judge_arrays(
+        settings,
+        pa.array([declared], pa.string()),
+        pa.array([target], pa.string()),
+        found(*content),
+        found(*target_content),
+    )
+    return bool(verdicts.mismatch[0]), verdicts.drop_reason[0].as_py()
 
 
 LANGID_STAGE = "langid"
@@ -167,16 +251,6 @@ LANGID_RESULT = pa.struct(
 )
 
 
-def _scatter(values: list[Any], rows: list[int], size: int) -> list[Any]:
-    """Values for ``rows`` placed in a list of ``size`` (None elsewhere)."""
-    if len(rows) == size:
-        return values
-    placed: list[Any] = [None] * size
-    for i, value in zip(rows, values, strict=True):
-        placed[i] = value
-    return placed
-
-
 def detect_arrays(
     found: LanguageIdentifier,
     settings: LangIdSettings,
@@ -187,80 +261,79 @@ def detect_arrays(
     language: pa.Array,
     target_language: pa.Array,
 ) -> pa.StructArray:
-    """One result per row; rows without an instruction (rejects) get nulls."""
-    instructions = instruction.to_pylist()
-    rows = [i for i, text in enumerate(instructions) if text is not None]
-    contents_all, targets_all = content.to_pylist(), target_content.to_pylist()
-    responses_all = response.to_pylist()
-    declared_all, target_all = language.to_pylist(), target_language.to_pylist()
+    """One result per row; rows without an instruction (rejects) get nulls.
+
+    The four texts of every row are predicted in one call, and everything around the call is
+    Arrow and numpy over the whole batch: the Python work per text is the model's."""
+    rows = len(instruction)
+    accepted = instruction.is_valid().to_numpy(zero_copy_only=False)
+    texts = pa.concat_arrays(
+        [text.cast(pa.large_string()) for text in (instruction, response, content, target_content)]
+    )
+    predictions, encoded = found.predict(texts, settings.min_letters, np.tile(accepted, 4))
+    index = [predictions.index[n * rows : (n + 1) * rows] for n in range(4)]
+    scores = [predictions.scores[n * rows : (n + 1) * rows] for n in range(4)]
+    codes = [found.code_column(kind) for kind in index]
     # A record with no text of its own in its fields is not judged: the template's words
     # would say the template's language, not the record's.
-    count = len(rows)
-    texts = [
-        *[instructions[i] for i in rows],
-        *[responses_all[i] for i in rows],
-        *[contents_all[i] for i in rows],
-        *[targets_all[i] for i in rows],
-    ]
-    # The whole batch is encoded, counted, checked and predicted at once; the content's
-    # code points also give the row's script.
-    lengths, code_points = encode([text or "" for text in texts])
-    content_start = int(lengths[: 2 * count].sum())
-    content_lengths = lengths[2 * count : 3 * count]
-    _, scripts = count_letters_and_scripts(
-        (content_lengths, code_points[content_start : content_start + content_lengths.sum()])
+    verdicts = judge_arrays(
+        settings, language, target_language, (codes[2], scores[2]), (codes[3], scores[3])
     )
-    everything = found.detect(
-        texts, settings.min_letters, *letters_and_unclean(lengths, code_points)
-    )
-    found_instruction, found_response, found_content, found_target = (
-        Detection(
-            everything.codes[n * count : (n + 1) * count],
-            everything.scores[n * count : (n + 1) * count],
-            everything.scripts[n * count : (n + 1) * count],
-        )
-        for n in range(4)
-    )
-    verdicts = [
-        judge(
-            settings,
-            declared_all[i] if declared_all[i] != UNDETERMINED else None,
-            target_all[i],
-            (found_content.codes[j], found_content.scores[j]),
-            (found_target.codes[j], found_target.scores[j]),
-        )
-        for j, i in enumerate(rows)
-    ]
-    details = [
-        None
-        if drop is None
-        else (
-            f"content detected as {found_content.codes[j]} ({found_content.scores[j]}), "
-            f"declared {declared_all[i]}; target text {found_target.codes[j]} "
-            f"({found_target.scores[j]}), declared {target_all[i] or '-'}"
-        )
-        for j, (i, (_, drop)) in enumerate(zip(rows, verdicts, strict=True))
-    ]
+    # The row's script: the label's where the model names one (GlotLID), else the content's.
+    start = int(encoded.lengths[: 2 * rows].sum())
+    content_lengths = encoded.lengths[2 * rows : 3 * rows]
+    content_points = encoded.code_points[start : start + int(content_lengths.sum())]
+    _, scripts = count_letters_and_scripts(content_lengths, content_points)
+    script = pc.coalesce(found.script_column(index[2]), pa.array(scripts, type=pa.string()))
+    inferred = pc.if_else(pa.array(verdicts.confident), codes[2], UNDETERMINED)
+    rejected = pa.array(~accepted)
+
+    def row_level(column: pa.Array) -> pa.Array:
+        return pc.if_else(rejected, pa.scalar(None, column.type), column)
+
     values = {
-        "instruction_lang": found_instruction.codes,
-        "instruction_lang_score": found_instruction.scores,
-        "response_lang": found_response.codes,
-        "response_lang_score": found_response.scores,
-        "script": [
-            label_script or script
-            for label_script, script in zip(found_content.scripts, scripts, strict=True)
-        ],
-        "lang_mismatch": [mismatch for mismatch, _ in verdicts],
-        "detected_language": found_content.codes,
-        "detected_language_score": found_content.scores,
-        "inferred_language": [
-            code if _confident(settings, code, score) else UNDETERMINED
-            for code, score in zip(found_content.codes, found_content.scores, strict=True)
-        ],
-        "drop_reason": [drop for _, drop in verdicts],
-        "drop_detail": details,
+        "instruction_lang": codes[0],
+        "instruction_lang_score": _scores(scores[0]),
+        "response_lang": codes[1],
+        "response_lang_score": _scores(scores[1]),
+        "script": row_level(script),
+        "lang_mismatch": row_level(pa.array(verdicts.mismatch)),
+        "detected_language": codes[2],
+        "detected_language_score": _scores(scores[2]),
+        "inferred_language": row_level(inferred),
+        "drop_reason": verdicts.drop_reason,
+        "drop_detail": _drop_details(
+            verdicts.drop_reason, codes, scores, language, target_language
+        ),
     }
-    out = {name: _scatter(column, rows, len(instructions)) for name, column in values.items()}
     return pa.StructArray.from_arrays(
-        [pa.array(out[f.name], type=f.type) for f in LANGID_RESULT], fields=list(LANGID_RESULT)
+        [values[field.name] for field in LANGID_RESULT], fields=list(LANGID_RESULT)
     )
+
+
+def _scores(scores: np.ndarray) -> pa.Array:
+    return pa.array(scores, mask=np.isnan(scores), type=pa.float64())
+
+
+def _drop_details(
+    drop_reason: pa.Array,
+    codes: list[pa.Array],
+    scores: list[np.ndarray],
+    language: pa.Array,
+    target_language: pa.Array,
+) -> pa.Array:
+    """Why each dropped row was dropped, in words; built only for the dropped rows."""
+    dropped = np.flatnonzero(drop_reason.is_valid().to_numpy(zero_copy_only=False))
+    details: list[str | None] = [None] * len(drop_reason)
+
+    def score(kind: int, row: int) -> float | None:
+        value = scores[kind][row]
+        return None if np.isnan(value) else float(value)
+
+    for row in dropped.tolist():
+        details[row] = (
+            f"content detected as {codes[2][row].as_py()} ({score(2, row)}), "
+            f"declared {language[row].as_py()}; target text {codes[3][row].as_py()} "
+            f"({score(3, row)}), declared {target_language[row].as_py() or '-'}"
+        )
+    return pa.array(details, type=pa.string())

@@ -328,7 +328,7 @@ def _char_ngram_texts(lengths: np.ndarray, code_points: np.ndarray) -> np.ndarra
     result = np.zeros(len(lengths), dtype=bool)
     if candidates.any():
         subset = (lengths[candidates], code_points[np.repeat(candidates, lengths)])
-        _, scripts = count_letters_and_scripts(subset)
+        _, scripts = count_letters_and_scripts(*subset)
         result[candidates] = [uses_char_ngrams(script) for script in scripts]
     return result
 
@@ -337,7 +337,7 @@ def shingle_spans(
     normalised: Sequence[str], word_ngram: int = 5, char_ngram: int = 5
 ) -> ShingleSpans:
     """:func:`shingles` of texts already normalised, for the whole batch at once."""
-    lengths, code_points = encode(normalised)
+    lengths, code_points, _ = encode(normalised)
     by_chars = _char_ngram_texts(lengths, code_points)
     data = np.frombuffer(_utf8("".join(normalised)), dtype=np.uint8)
     byte_offsets = _code_point_offsets(code_points)

@@ -70,50 +70,71 @@ def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return properties, combining_class, np.array(sorted(pairs), dtype=np.int64)
 
 
+def _within(values: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    """``np.isin`` for keys already sorted: a binary search, without hashing the keys."""
+    if not len(sorted_keys):
+        return np.zeros(len(values), dtype=bool)
+    found = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return sorted_keys[found] == values
+
+
 def letters_and_unclean(
-    lengths: np.ndarray, code_points: np.ndarray
+    lengths: np.ndarray, code_points: np.ndarray, joined: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per text (``lengths`` code points each, concatenated in ``code_points``): its number
-    of letters, and True where :func:`normalise` might change it (False only where it
-    certainly returns it unchanged). One table lookup serves both."""
+    """Per text (``lengths`` code points each, concatenated in ``code_points`` and
+    ``joined``, see :func:`udfs.scripts.encode`): its number of letters, and True where
+    :func:`normalise` might change it (False only where it certainly returns it unchanged).
+    One table lookup serves both."""
     property_table, class_table, composing = _tables()
     size = len(lengths)
     ends = np.cumsum(lengths)
     starts = ends - lengths
     if not len(code_points):
         return np.zeros(size, dtype=np.int64), np.zeros(size, dtype=bool)
-    properties = property_table[code_points]
+    properties = np.take(property_table, code_points)
     running = np.zeros(len(code_points) + 1, dtype=np.int32)
     np.cumsum(properties & LETTER, out=running[1:], dtype=np.int32)
     letters = (running[ends] - running[starts]).astype(np.int64)
 
     # Unclean texts are rare, so the test works on the positions of the rare code points:
     # UAX #15's quick check, with its Maybe answered exactly where it is cheap to.
-    space = (properties & SPACE).astype(bool)
-    paired = [np.flatnonzero(space[1:] & space[:-1]) + 1]  # the second of two spaces
-    marks = np.flatnonzero(properties & MARK)
+    # (flatnonzero of a bool array is several times faster than of the uint8 bits)
+    rare = np.flatnonzero((properties & (SUSPECT | MAYBE | MARK)) != 0)
+    rare_properties = properties[rare]
+    bad = [rare[(rare_properties & SUSPECT) != 0]]
+    marks = rare[(rare_properties & MARK) != 0]
     if len(marks) > 1:
         after = marks[1:][marks[1:] == marks[:-1] + 1]
         classes = class_table[code_points[after]]
-        paired.append(after[class_table[code_points[after - 1]] > classes])  # out of order
-    maybe = np.flatnonzero(properties[1:] & MAYBE) + 1
+        bad.append(after[class_table[code_points[after - 1]] > classes])  # out of order
+    maybe = rare[(rare_properties & MAYBE) != 0]
+    maybe = maybe[maybe > 0]
     if len(maybe):
         before = code_points[maybe - 1].astype(np.int64)
         # After a starter it composes only with that starter; after a mark it might with a
         # starter further back, which is left to the exact check.
-        composes = np.isin(before * 0x110000 + code_points[maybe], composing)
-        paired.append(maybe[composes | (class_table[before] > 0)])
-    pairs = np.concatenate(paired)
+        composes = _within(before * 0x110000 + code_points[maybe], composing)
+        bad.append(maybe[composes | (class_table[before] > 0)])
+    pairs = np.concatenate(bad[1:]) if len(bad) > 1 else rare[:0]
     # A pair that straddles two texts says nothing about either.
-    pairs = pairs[np.isin(pairs, starts, invert=True)]
-    bad = np.concatenate([np.flatnonzero(properties & SUSPECT), pairs])
+    pairs = pairs[~_within(pairs, starts)]
     unclean = np.zeros(size, dtype=bool)
-    unclean[np.searchsorted(ends, bad, side="right")] = True
+    unclean[np.searchsorted(ends, np.concatenate([bad[0], pairs]), side="right")] = True
+    # Two spaces in a row (most batches have none, which one C scan of the text tells):
+    # where they straddle two texts, one ends and the other starts with a space, which
+    # makes both unclean anyway.
+    if "  " in joined:
+        space = code_points == SPACE_CODE_POINT
+        second = np.flatnonzero(space[1:] & space[:-1]) + 1
+        unclean[np.searchsorted(ends, np.concatenate([second - 1, second]), side="right")] = True
     present = lengths > 0
-    unclean[present] |= space[starts[present]] | space[ends[present] - 1]
+    edges = code_points[np.concatenate([starts[present], ends[present] - 1])]
+    unclean[present] |= (edges[: present.sum()] == SPACE_CODE_POINT) | (
+        edges[present.sum() :] == SPACE_CODE_POINT
+    )
     return letters, unclean
 
 
-def needs_normalising(lengths: np.ndarray, code_points: np.ndarray) -> np.ndarray:
+def needs_normalising(lengths: np.ndarray, code_points: np.ndarray, joined: str) -> np.ndarray:
     """The second half of :func:`letters_and_unclean`."""
-    return letters_and_unclean(lengths, code_points)[1]
+    return letters_and_unclean(lengths, code_points, joined)[1]
