@@ -2,15 +2,17 @@
 
 fastText's lid.176 labels are Wikipedia language codes, mostly ISO 639-1, but a few are not
 what ISO says they are. GlotLID labels are ``<639-3>_<15924 script>``. Every code that leaves
-this module is checked against ISO 639 (pycountry's data); a label that maps to nothing valid
-raises when the model loads, never silently at row level.
+this module is checked against ISO 639 (iso639-lang's copy of the registration authorities'
+tables); a label that maps to nothing valid raises when the model loads, never silently at
+row level.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-import pycountry
+from iso639 import Lang
+from iso639.exceptions import DeprecatedLanguageValue, InvalidLanguageValue
 
 UNDETERMINED = "und"
 
@@ -23,22 +25,32 @@ WIKIPEDIA_TO_ISO = {
 }
 
 
-# Withdrawn ISO 639-1 codes still found in datasets.
-DEPRECATED = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro"}
+# Withdrawn ISO 639-1 codes still found in datasets and models (lid.176 says `sh`).
+DEPRECATED = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "mo": "ro", "sh": "hbs"}
 
-# For comparing a declared code with a detected one: an individual language and the code a
-# model (or a dataset) uses for it. lid.176 says `no`, `tl`, `zh`, `ar`...; GlotLID says
-# `arb`, `cmn`, `pes`...; datasets say `nb`, `fil`. Partial: the common cases.
-SAME_LANGUAGE = {
-    "nb": "no", "nn": "no", "fil": "tl", "arb": "ar", "cmn": "zh", "pes": "fa", "prs": "fa",
-    "zsm": "ms", "swh": "sw", "ekk": "et", "lvs": "lv", "khk": "mn", "uzn": "uz", "azj": "az",
-    "npi": "ne", "ory": "or", "plt": "mg", "ydd": "yi", "gaz": "om", "quy": "qu", "pbt": "ps",
-    "als": "sq", "kmr": "ku", "hbs": "sh", "bos": "bs", "hrv": "hr", "srp": "sr",
-}  # fmt: skip
+# Filipino and Tagalog: two languages to ISO (neither is the other's macrolanguage), one to
+# the models (lid.176 says `tl`) and to the datasets that declare `fil`.
+EQUIVALENT = {"fil": "tl"}
 
 
 class UnknownLanguageLabel(ValueError):
     pass
+
+
+def _language(code: str) -> Lang | None:
+    """The ISO 639 language with this code (639-1, 639-3 or 639-2), None for anything else:
+    a name, a family (639-5) or a withdrawn code."""
+    parts = ("pt1",) if len(code) == 2 else ("pt3", "pt2t", "pt2b") if len(code) == 3 else ()
+    for part in parts:
+        try:
+            return Lang(**{part: code})
+        except (InvalidLanguageValue, DeprecatedLanguageValue):
+            continue
+    return None
+
+
+def _code(language: Lang) -> str:
+    return str(language.pt1 or language.pt3)
 
 
 @lru_cache(maxsize=4096)
@@ -46,15 +58,10 @@ def iso_code(code: str) -> str:
     """``en``/``eng`` -> ``en``; ``ceb`` -> ``ceb``; raises for codes ISO 639 does not have."""
     code = WIKIPEDIA_TO_ISO.get(code.lower(), code.lower())
     code = DEPRECATED.get(code, code)
-    if len(code) == 2:
-        found = pycountry.languages.get(alpha_2=code)
-    elif len(code) == 3:
-        found = pycountry.languages.get(alpha_3=code)
-    else:
-        found = None
-    if found is None:
+    found = _language(code)
+    if found is None or not (found.pt1 or found.pt3):
         raise UnknownLanguageLabel(f"{code!r} is not an ISO 639-1 or ISO 639-3 code")
-    return str(getattr(found, "alpha_2", None) or found.alpha_3)
+    return _code(found)
 
 
 def parse_label(label: str) -> tuple[str, str | None]:
@@ -72,6 +79,13 @@ def declared_code(value: str) -> str:
     return iso_code(value.strip().replace("_", "-").split("-")[0])
 
 
+@lru_cache(maxsize=4096)
 def comparable(code: str) -> str:
-    """The code two spellings of one language share (``nb`` and ``no`` -> ``no``)."""
-    return SAME_LANGUAGE.get(code, code)
+    """The code every spelling of one language shares, for comparing a declared code with a
+    detected one: its ISO 639-3 macrolanguage's, if it has one. Models and datasets name
+    either (lid.176 says `ar`, `arz`, `zh`, `no`; GlotLID `arb`, `cmn`; datasets `nb`,
+    `yue`): ``nb``/``nn``/``no`` -> ``no``, ``arz``/``arb`` -> ``ar``, ``yue`` -> ``zh``."""
+    code = EQUIVALENT.get(code, code)
+    found = _language(code)
+    macrolanguage = found.macro() if found is not None else None
+    return code if macrolanguage is None else _code(macrolanguage)
