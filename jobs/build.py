@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # `spark-submit jobs/build.py`: make `jobs`/`udfs
 import argparse
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from functools import reduce
 from typing import Any
@@ -296,6 +296,34 @@ def run_build(spark: SparkSession, plan: RunPlan, run: dict[str, Any]) -> dict[s
     return manifest
 
 
+def config_failure(error: ConfigError) -> int:
+    """Every command's answer to a config error: the message, exit code 2, no Spark."""
+    print(f"config error:\n{error}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def run_in_session(
+    command: str, app_name: str, master: str | None, conf: dict[str, str],
+    job: Callable[[SparkSession], int],
+) -> int:  # fmt: skip
+    """Every command's Spark run: start the session (one clear line and exit 1 when Java is
+    missing), run ``job`` for its exit code, log any failure with its first line (exit 1),
+    and stop the session whatever happens."""
+    try:
+        spark = build_session(app_name, master, conf)
+    except JavaMissingError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return job(spark)
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0]
+        log.exception("%s failed: %s: %s", command, type(exc).__name__, first_line)
+        return EXIT_FAILED
+    finally:
+        spark.stop()
+
+
 def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s instructmill %(message)s", "%H:%M:%S"))
@@ -317,8 +345,7 @@ def build_command(args: argparse.Namespace) -> int:
     try:
         plan = load_plan(args.conf, args.output)
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return config_failure(exc)
     log.info(
         "plan: %d sources, %d templates -> %s",
         len(plan.sources),
@@ -326,29 +353,21 @@ def build_command(args: argparse.Namespace) -> int:
         plan.output,
     )
     run = run_context(plan, args.run_date)
-    try:
-        spark = build_session(f"instructmill build {run['run_id']}", args.master, plan.spark_conf)
-    except JavaMissingError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_FAILED
-    try:
+
+    def build(spark: SparkSession) -> int:
         manifest = run_build(spark, plan, run)
-    except Exception as exc:
-        log.exception(
-            "build failed: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0]
-        )
-        return EXIT_FAILED
-    finally:
-        spark.stop()
-    print()
-    print(manifests.summary_table(manifest))
-    print(f"\nrun {manifest['run_id']}: data in {manifest['output']['data']}")
-    print(f"manifest: {plan.output.rstrip('/')}/{manifests.MANIFEST_NAME}")
-    problems = manifests.unreconciled(manifest)
-    if problems:
-        print("counts do not reconcile:\n  " + "\n  ".join(problems), file=sys.stderr)
-        return EXIT_UNRECONCILED
-    return 0
+        print()
+        print(manifests.summary_table(manifest))
+        print(f"\nrun {manifest['run_id']}: data in {manifest['output']['data']}")
+        print(f"manifest: {plan.output.rstrip('/')}/{manifests.MANIFEST_NAME}")
+        problems = manifests.unreconciled(manifest)
+        if problems:
+            print("counts do not reconcile:\n  " + "\n  ".join(problems), file=sys.stderr)
+            return EXIT_UNRECONCILED
+        return 0
+
+    name = f"instructmill build {run['run_id']}"
+    return run_in_session("build", name, args.master, plan.spark_conf, build)
 
 
 if __name__ == "__main__":

@@ -32,17 +32,16 @@ from pyspark.sql import functions as F
 from jobs import hadoop_fs
 from jobs import manifest as manifests
 from jobs.build import (
-    EXIT_CONFIG,
-    EXIT_FAILED,
     EXIT_UNRECONCILED,
+    config_failure,
     configure_logging,
     duplicate_rows,
     kept_rows,
+    run_in_session,
 )
 from jobs.config import ConfigError, DedupConfig, PipelineConfig, load_dedup_config
 from jobs.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage
 from jobs.schema import OUTPUT_SCHEMA, select_output
-from jobs.session import JavaMissingError, build_session
 from jobs.writer import write_partitioned
 
 log = logging.getLogger("instructmill")
@@ -185,28 +184,19 @@ def dedup_command(args: argparse.Namespace) -> int:
     try:
         settings = load_dedup_config(args.conf) if args.conf else DedupConfig()
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        spark = build_session("instructmill dedup", args.master, {})
-    except JavaMissingError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_FAILED
-    try:
+        return config_failure(exc)
+
+    def dedup(spark: SparkSession) -> int:
         manifest = run_dedup(spark, settings, args.input, args.output)
-    except Exception as exc:
-        first_line = (str(exc).splitlines() or [""])[0]
-        log.exception("dedup failed: %s: %s", type(exc).__name__, first_line)
-        return EXIT_FAILED
-    finally:
-        spark.stop()
-    for name, entry in manifest["sources"].items():
-        print(
-            f"{name}: read {entry['read']:,} = written {entry['written']:,} + duplicates "
-            f"{entry['duplicates']:,}{'' if entry['reconciled'] else '  DOES NOT RECONCILE'}"
-        )
-    print(f"manifest: {args.output.rstrip('/')}/{manifests.MANIFEST_NAME}")
-    return 0 if manifest["totals"]["reconciled"] else EXIT_UNRECONCILED
+        for name, entry in manifest["sources"].items():
+            print(
+                f"{name}: read {entry['read']:,} = written {entry['written']:,} + duplicates "
+                f"{entry['duplicates']:,}{'' if entry['reconciled'] else '  DOES NOT RECONCILE'}"
+            )
+        print(f"manifest: {args.output.rstrip('/')}/{manifests.MANIFEST_NAME}")
+        return 0 if manifest["totals"]["reconciled"] else EXIT_UNRECONCILED
+
+    return run_in_session("dedup", "instructmill dedup", args.master, {}, dedup)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

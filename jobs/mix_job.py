@@ -40,7 +40,13 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs import hadoop_fs
 from jobs import manifest as manifests
-from jobs.build import EXIT_CONFIG, EXIT_FAILED, EXIT_UNRECONCILED, configure_logging
+from jobs.build import (
+    EXIT_FAILED,
+    EXIT_UNRECONCILED,
+    config_failure,
+    configure_logging,
+    run_in_session,
+)
 from jobs.config import ConfigError, MixtureConfig, load_mixture_config
 from jobs.dedup_job import partition_columns, read_data
 from jobs.mixture import (
@@ -65,7 +71,6 @@ from jobs.mixture import (
     split_stage,
 )
 from jobs.schema import select_output
-from jobs.session import JavaMissingError, build_session
 from jobs.writer import write_partitioned
 from udfs.records import stable_hash
 
@@ -243,8 +248,7 @@ def execute(spark: SparkSession, config: MixtureConfig, input_path: str, output_
     try:
         manifest = run_mix(spark, config, input_path, output_path)
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return config_failure(exc)
     except Exception as exc:
         first_line = (str(exc).splitlines() or [""])[0]
         log.exception("mix failed: %s: %s", type(exc).__name__, first_line)
@@ -265,17 +269,11 @@ def mix_command(args: argparse.Namespace) -> int:
         config = load_mixture_config(args.conf)
         check_columns(config)
     except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    try:
-        spark = build_session("instructmill mix", args.master, {})
-    except JavaMissingError as exc:
-        print(str(exc), file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        return execute(spark, config, args.input, args.output)
-    finally:
-        spark.stop()
+        return config_failure(exc)
+    return run_in_session(
+        "mix", "instructmill mix", args.master, {},
+        lambda spark: execute(spark, config, args.input, args.output),
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

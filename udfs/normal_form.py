@@ -101,12 +101,14 @@ def letters_and_unclean(
     # (flatnonzero of a bool array is several times faster than of the uint8 bits)
     rare = np.flatnonzero((properties & (SUSPECT | MAYBE | MARK)) != 0)
     rare_properties = properties[rare]
-    bad = [rare[(rare_properties & SUSPECT) != 0]]
+    suspect = rare[(rare_properties & SUSPECT) != 0]
+    # Code points unclean only next to the one before them: (second of the pair) positions.
+    paired = [rare[:0]]
     marks = rare[(rare_properties & MARK) != 0]
     if len(marks) > 1:
         after = marks[1:][marks[1:] == marks[:-1] + 1]
         classes = class_table[code_points[after]]
-        bad.append(after[class_table[code_points[after - 1]] > classes])  # out of order
+        paired.append(after[class_table[code_points[after - 1]] > classes])  # out of order
     maybe = rare[(rare_properties & MAYBE) != 0]
     maybe = maybe[maybe > 0]
     if len(maybe):
@@ -114,12 +116,12 @@ def letters_and_unclean(
         # After a starter it composes only with that starter; after a mark it might with a
         # starter further back, which is left to the exact check.
         composes = _within(before * 0x110000 + code_points[maybe], composing)
-        bad.append(maybe[composes | (class_table[before] > 0)])
-    pairs = np.concatenate(bad[1:]) if len(bad) > 1 else rare[:0]
+        paired.append(maybe[composes | (class_table[before] > 0)])
+    pairs = np.concatenate(paired)
     # A pair that straddles two texts says nothing about either.
     pairs = pairs[~_within(pairs, starts)]
     unclean = np.zeros(size, dtype=bool)
-    unclean[np.searchsorted(ends, np.concatenate([bad[0], pairs]), side="right")] = True
+    unclean[np.searchsorted(ends, np.concatenate([suspect, pairs]), side="right")] = True
     # Two spaces in a row (most batches have none, which one C scan of the text tells):
     # where they straddle two texts, one ends and the other starts with a space, which
     # makes both unclean anyway.
