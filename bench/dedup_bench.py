@@ -39,17 +39,11 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from jobs.config import DedupConfig  # noqa: E402
-from jobs.dedup import DedupPlan, decide  # noqa: E402
-from jobs.session import build_session  # noqa: E402
-from udfs.minhash import (  # noqa: E402
-    estimated_jaccard,
-    minhasher,
-    normalise_for_dedup,
-    shingles,
-    to_datasketch,
-    uses_char_ngrams,
-)
+from jobs.runner import build_session  # noqa: E402
+from jobs.stages.dedup import DedupPlan, dedup_decisions  # noqa: E402
+from udfs.minhash import estimated_jaccard, minhasher, to_datasketch  # noqa: E402
 from udfs.scripts import letters_and_scripts  # noqa: E402
+from udfs.shingles import normalise_for_dedup, shingles, uses_char_ngrams  # noqa: E402
 
 UD = ROOT.parent / "shared" / "data" / "ud"
 THRESHOLD = 0.7
@@ -144,7 +138,7 @@ def spark_clusters(spark: Any, documents: list[str], settings: DedupConfig) -> l
     )
     decided = {
         row["source_key"]: row["dup_cluster"]
-        for row in decide(frame, DedupPlan.of(settings)).collect()
+        for row in dedup_decisions(frame, DedupPlan.of(settings)).collect()
     }
     return [decided[f"{i:08d}"] for i in range(len(documents))]
 
@@ -298,13 +292,13 @@ def scaling(spark: Any, sizes: list[int], work: Path) -> dict[str, Any]:
             check=True,
         )  # fmt: skip
     # Python workers start and load on the first job: not part of any size's time.
-    decide(spark.read.parquet(str(scaling_input(work, 10_000))), plan).count()
+    dedup_decisions(spark.read.parquet(str(scaling_input(work, 10_000))), plan).count()
     results = []
     for size in sizes:
         path = scaling_input(work, size)
         frame = spark.read.parquet(str(path))
         start = time.perf_counter()
-        decided = decide(frame, plan)
+        decided = dedup_decisions(frame, plan)
         duplicates = decided.where("is_duplicate").count()
         seconds = time.perf_counter() - start
         results.append(

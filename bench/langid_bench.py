@@ -23,6 +23,7 @@ import sys
 import time
 import unicodedata
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,8 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from jobs.config import DEFAULT_LID_MODEL, shipped_model_name  # noqa: E402
-from jobs.langid import langid_stage, ship_model  # noqa: E402
-from jobs.session import build_session  # noqa: E402
+from jobs.runner import build_session  # noqa: E402
+from jobs.stages.langid import langid_stage, ship_model  # noqa: E402
 from udfs.langid import LangIdSettings, LanguageIdentifier, identifier  # noqa: E402
 from udfs.render_batches import RENDER_SCHEMA  # noqa: E402
 from udfs.scripts import letter_counts  # noqa: E402
@@ -162,6 +163,49 @@ def process_cpu_seconds() -> dict[str, float]:
     return dict(totals)
 
 
+def rendered_rows(texts: list[str], rows: int, work: Path) -> Path:
+    """``rows`` rendered rows as Parquet, three texts each, cycling through ``texts``."""
+    n = len(texts)
+    columns = {name: [None] * rows for name in RENDER_SCHEMA.names}
+    columns["source"] = ["ud"] * rows
+    columns["source_key"] = [str(i) for i in range(rows)]
+    columns["id"] = columns["source_key"]
+    columns["template_id"] = columns["template_hash"] = ["t"] * rows
+    columns["language"] = ["und"] * rows
+    columns["instruction"] = [texts[i % n] for i in range(rows)]
+    columns["response"] = [texts[(i * 7 + 3) % n] for i in range(rows)]
+    columns["content"] = [texts[(i * 13 + 5) % n] for i in range(rows)]
+    table = pa.Table.from_pydict(columns, schema=RENDER_SCHEMA).append_column(
+        "stage", pa.array(["render"] * rows)
+    )
+    path = work / "rendered.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=50_000)
+    return path
+
+
+def one_round(
+    round_: int, measures: dict[str, Callable[[], Any]], predicted: int
+) -> dict[str, Any]:
+    """The three measures of one round; the order turns every round, so a steady drift
+    favours none of them."""
+    figures: dict[str, Any] = {}
+    names = list(measures)
+    for name in names[round_ % 3 :] + names[: round_ % 3]:
+        figures[name] = measures[name]()
+    seconds, cpu = figures["stage"]
+    per_core = predicted / seconds / 2
+    return {
+        "raw_texts_per_s_one_core": round(figures["raw_one_core"]),
+        "raw_texts_per_s_per_core_every_core_busy": round(figures["raw_every_core"]),
+        "stage_texts_per_s_per_core": round(per_core),
+        "ratio": round(per_core / figures["raw_one_core"], 3),
+        "ratio_same_load": round(per_core / figures["raw_every_core"], 3),
+        "stage_seconds": round(seconds, 2),
+        "stage_cpu_seconds": cpu,
+    }
+
+
 def throughput(
     texts: list[str],
     rows: int,
@@ -179,26 +223,11 @@ def throughput(
     Python-UDF setup, so the rows go in ``partitions`` of 75,000 by default, where a 128 MB
     input split of this Parquet holds about 370,000: the figure is the stage's steady rate,
     not task start-up."""
-    n = len(texts)
-    columns = {name: [None] * rows for name in RENDER_SCHEMA.names}
-    columns["source"] = ["ud"] * rows
-    columns["source_key"] = [str(i) for i in range(rows)]
-    columns["id"] = columns["source_key"]
-    columns["template_id"] = columns["template_hash"] = ["t"] * rows
-    columns["language"] = ["und"] * rows
-    columns["instruction"] = [texts[i % n] for i in range(rows)]
-    columns["response"] = [texts[(i * 7 + 3) % n] for i in range(rows)]
-    columns["content"] = [texts[(i * 13 + 5) % n] for i in range(rows)]
-    table = pa.Table.from_pydict(columns, schema=RENDER_SCHEMA).append_column(
-        "stage", pa.array(["render"] * rows)
-    )
-    path = work / "rendered.parquet"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, row_group_size=50_000)
+    path = rendered_rows(texts, rows, work)
     predicted = 3 * rows
     # The same core-seconds of work as the stage: half its texts on one core.
     model = identifier(str(DEFAULT_LID_MODEL))
-    batch = (texts * (predicted // 2 // n + 1))[: predicted // 2]
+    batch = (texts * (predicted // 2 // len(texts) + 1))[: predicted // 2]
     spark = build_session(
         "instructmill-langid-bench",
         master="local[2]",
@@ -222,30 +251,13 @@ def throughput(
             after = process_cpu_seconds()
             return seconds, {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
 
+        measures = {
+            "raw_one_core": lambda: len(batch) / raw_seconds(model, batch),
+            "raw_every_core": lambda: raw_on_every_core(len(batch), 2),
+            "stage": stage_run,
+        }
         for round_ in range(rounds):
-            figures: dict[str, Any] = {}
-            measures = {
-                "raw_one_core": lambda: len(batch) / raw_seconds(model, batch),
-                "raw_every_core": lambda: raw_on_every_core(len(batch), 2),
-                "stage": stage_run,
-            }
-            # The order turns every round, so a steady drift favours none of the three.
-            names = list(measures)
-            for name in names[round_ % 3 :] + names[: round_ % 3]:
-                figures[name] = measures[name]()
-            seconds, cpu = figures["stage"]
-            per_core = predicted / seconds / 2
-            measured.append(
-                {
-                    "raw_texts_per_s_one_core": round(figures["raw_one_core"]),
-                    "raw_texts_per_s_per_core_every_core_busy": round(figures["raw_every_core"]),
-                    "stage_texts_per_s_per_core": round(per_core),
-                    "ratio": round(per_core / figures["raw_one_core"], 3),
-                    "ratio_same_load": round(per_core / figures["raw_every_core"], 3),
-                    "stage_seconds": round(seconds, 2),
-                    "stage_cpu_seconds": cpu,
-                }
-            )
+            measured.append(one_round(round_, measures, predicted))
             print(json.dumps(measured[-1]), flush=True)
     finally:
         spark.stop()

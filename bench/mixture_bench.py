@@ -37,13 +37,14 @@ sys.path.insert(0, str(ROOT))
 from pyspark.sql import Column, DataFrame, SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from jobs.commands.mix import group_limit_threshold, run_mix  # noqa: E402
 from jobs.config import MixtureCaps, MixtureConfig, MixtureGroups, MixtureLanguages  # noqa: E402
-from jobs.dedup_job import read_data  # noqa: E402
-from jobs.mix_job import group_limit_threshold, run_mix  # noqa: E402
-from jobs.mixture import cap_stage, split_stage  # noqa: E402
+from jobs.io.outputs import read_data  # noqa: E402
+from jobs.io.writer import write_partitioned  # noqa: E402
+from jobs.layout import OutputLayout  # noqa: E402
+from jobs.runner import build_session  # noqa: E402
 from jobs.schema import messages_column, select_output  # noqa: E402
-from jobs.session import build_session  # noqa: E402
-from jobs.writer import write_partitioned  # noqa: E402
+from jobs.stages.mixture import cap_stage, split_stage  # noqa: E402
 
 PARTITION_BY = ["language", "task_cluster"]
 SOURCES = [f"src{i}" for i in range(8)]
@@ -144,7 +145,7 @@ def mixture_config(rows: int) -> MixtureConfig:
 
 def timed_mix(spark: SparkSession, config: MixtureConfig, src: str, out: str) -> tuple[Any, float]:
     start = time.perf_counter()
-    manifest = run_mix(spark, config, src, out)
+    manifest = run_mix(spark, config, src, out).to_dict()
     return manifest, time.perf_counter() - start
 
 
@@ -161,7 +162,9 @@ def share_errors(manifest: dict[str, Any]) -> list[tuple[float, str, dict[str, A
 def cap_check(spark: SparkSession, config: MixtureConfig, src: str, out: str) -> dict[str, int]:
     """Aggregates only: rows per task before and after caps, and in the written mixture."""
     assert config.caps is not None
-    rows = read_data(spark, f"{src}/data", PARTITION_BY).transform(split_stage(config.split))
+    rows = read_data(spark, OutputLayout(src, tuple(PARTITION_BY))).transform(
+        split_stage(config.split)
+    )
     with group_limit_threshold(spark, config):
         after = rows.transform(cap_stage(config.caps, config.seed)).groupBy("task").count()
         counts = (
@@ -202,6 +205,73 @@ def symmetric_difference(spark: SparkSession, left: str, right: str) -> int:
     )
 
 
+def measure(spark: SparkSession, work: Path, config: MixtureConfig, rows: int) -> dict[str, Any]:
+    """Three mixes (first, rerun, input in 13 files) of one pool, and the checks on them."""
+    start = time.perf_counter()
+    pool = synthetic_pool(spark, rows)
+    built = write_pool(pool, work / "pool", rows, None)
+    other = write_pool(pool, work / "pool-13", rows, 13)
+    generate = time.perf_counter() - start
+    first, t_first = timed_mix(spark, config, built, str(work / "mix-a"))
+    _, t_rerun = timed_mix(spark, config, built, str(work / "mix-b"))
+    _, t_other = timed_mix(spark, config, other, str(work / "mix-c"))
+    with group_limit_threshold(spark, config):
+        plan = read_data(spark, OutputLayout(built, tuple(PARTITION_BY))).transform(
+            cap_stage(config.caps, config.seed)
+        )
+        top_k = "WindowGroupLimit" in plan._jdf.queryExecution().executedPlan().toString()
+    return {
+        "generate": generate,
+        "first": first,
+        "errors": share_errors(first),
+        "caps": cap_check(spark, config, built, str(work / "mix-a")),
+        "rerun_diff": symmetric_difference(spark, str(work / "mix-a"), str(work / "mix-b")),
+        "layout_diff": symmetric_difference(spark, str(work / "mix-a"), str(work / "mix-c")),
+        "top_k": top_k,
+        "seconds": {"first": t_first, "rerun": t_rerun, "thirteen_files": t_other},
+    }
+
+
+def report(figures: dict[str, Any], config: MixtureConfig, rows: int) -> bool:
+    """Print the figures; whether every check passes."""
+    first, errors, caps = figures["first"], figures["errors"], figures["caps"]
+    counts, seconds = first["counts"], figures["seconds"]
+    print(f"\npool: {rows:,} rows ({figures['generate']:.1f} s to generate and write twice)")
+    print(
+        f"counts: read {counts['read']:,} = written {counts['written']:,} + other split "
+        f"{counts['other_split']:,} + capped {counts['capped']:,} + not sampled "
+        f"{counts['not_sampled']:,} -> reconciled {counts['reconciled']}"
+    )
+    print(f"total requested {config.total:,}, target {first['total']['target_rows']:,.0f}")
+    print(f"\nshare error, units with >= {MIN_CHECKED:,} rows available ({len(errors)} units):")
+    for error, name, row in errors[:5]:
+        print(
+            f"  {name:<14} target {100 * row['target_share']:6.2f}%  achieved "
+            f"{100 * row['achieved_share']:6.2f}%  |diff| {error:.3f} pp  "
+            f"(target {row['target_rows']:,.0f} rows)"
+        )
+    print(f"  max |achieved - target| = {errors[0][0]:.3f} pp ({errors[0][1]})")
+    print(f"\ncaps: {caps}")
+    print(f"partial top-k (WindowGroupLimit) in the cap plan: {figures['top_k']}")
+    print(f"rerun: symmetric difference of ids = {figures['rerun_diff']}")
+    print(f"input in 13 files: symmetric difference of ids = {figures['layout_diff']}")
+    print(
+        f"seconds per run: {seconds['first']:.1f} (first), {seconds['rerun']:.1f} (rerun), "
+        f"{seconds['thirteen_files']:.1f} (13 files)"
+    )
+    ok = (
+        counts["reconciled"]
+        and caps["max_abs(kept - min(n, cap))"] == 0
+        and caps["max(written - cap)"] <= 0
+        and figures["rerun_diff"] == 0
+        and figures["layout_diff"] == 0
+        and figures["top_k"]
+        and errors[0][0] < MAX_SHARE_ERROR_PP
+    )
+    print("CHECKS " + ("PASS" if ok else "FAIL"))
+    return bool(ok)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -221,75 +291,28 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="mixture-bench-"))
     config = mixture_config(args.rows)
     try:
-        start = time.perf_counter()
-        pool = synthetic_pool(spark, args.rows)
-        built = write_pool(pool, work / "pool", args.rows, None)
-        other = write_pool(pool, work / "pool-13", args.rows, 13)
-        generate = time.perf_counter() - start
-        first, t_first = timed_mix(spark, config, built, str(work / "mix-a"))
-        _, t_rerun = timed_mix(spark, config, built, str(work / "mix-b"))
-        _, t_other = timed_mix(spark, config, other, str(work / "mix-c"))
-        errors = share_errors(first)
-        caps = cap_check(spark, config, built, str(work / "mix-a"))
-        rerun_diff = symmetric_difference(spark, str(work / "mix-a"), str(work / "mix-b"))
-        layout_diff = symmetric_difference(spark, str(work / "mix-a"), str(work / "mix-c"))
-        with group_limit_threshold(spark, config):
-            plan = read_data(spark, f"{built}/data", PARTITION_BY).transform(
-                cap_stage(config.caps, config.seed)
-            )
-            top_k = "WindowGroupLimit" in plan._jdf.queryExecution().executedPlan().toString()
+        figures = measure(spark, work, config, args.rows)
     finally:
         spark.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    counts = first["counts"]
-    print(f"\npool: {args.rows:,} rows ({generate:.1f} s to generate and write twice)")
-    print(
-        f"counts: read {counts['read']:,} = written {counts['written']:,} + other split "
-        f"{counts['other_split']:,} + capped {counts['capped']:,} + not sampled "
-        f"{counts['not_sampled']:,} -> reconciled {counts['reconciled']}"
-    )
-    print(f"total requested {config.total:,}, target {first['total']['target_rows']:,.0f}")
-    print(f"\nshare error, units with >= {MIN_CHECKED:,} rows available ({len(errors)} units):")
-    for error, name, row in errors[:5]:
-        print(
-            f"  {name:<14} target {100 * row['target_share']:6.2f}%  achieved "
-            f"{100 * row['achieved_share']:6.2f}%  |diff| {error:.3f} pp  "
-            f"(target {row['target_rows']:,.0f} rows)"
-        )
-    print(f"  max |achieved - target| = {errors[0][0]:.3f} pp ({errors[0][1]})")
-    print(f"\ncaps: {caps}")
-    print(f"partial top-k (WindowGroupLimit) in the cap plan: {top_k}")
-    print(f"rerun: symmetric difference of ids = {rerun_diff}")
-    print(f"input in 13 files: symmetric difference of ids = {layout_diff}")
-    print(
-        f"seconds per run: {t_first:.1f} (first), {t_rerun:.1f} (rerun), {t_other:.1f} (13 files)"
-    )
-    ok = (
-        counts["reconciled"]
-        and caps["max_abs(kept - min(n, cap))"] == 0
-        and caps["max(written - cap)"] <= 0
-        and rerun_diff == 0
-        and layout_diff == 0
-        and top_k
-        and errors[0][0] < MAX_SHARE_ERROR_PP
-    )
-    print("CHECKS " + ("PASS" if ok else "FAIL"))
+    ok = report(figures, config, args.rows)
+    errors = figures["errors"]
     results = Path(__file__).resolve().parent / "results" / "mixture.json"
     results.write_text(
         json.dumps(
             {
                 "rows": args.rows,
-                "counts": counts,
+                "counts": figures["first"]["counts"],
                 "max_share_error_pp": round(errors[0][0], 4),
                 "worst_unit": errors[0][1],
                 "units_checked": len(errors),
-                "caps": caps,
-                "window_group_limit": top_k,
-                "rerun_symmetric_difference": rerun_diff,
-                "thirteen_files_symmetric_difference": layout_diff,
-                "seconds": {"first": t_first, "rerun": t_rerun, "thirteen_files": t_other},
-                "checks_pass": bool(ok),
+                "caps": figures["caps"],
+                "window_group_limit": figures["top_k"],
+                "rerun_symmetric_difference": figures["rerun_diff"],
+                "thirteen_files_symmetric_difference": figures["layout_diff"],
+                "seconds": figures["seconds"],
+                "checks_pass": ok,
             },
             indent=2,
         )

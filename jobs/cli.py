@@ -1,44 +1,73 @@
-"""The `instructmill` command."""
+"""The ``instructmill`` command: one parser for every subcommand (build, dedup, mix, check).
+
+Also the file spark-submit runs (``spark-submit jobs/cli.py build ...``, or ``jobs/build.py``,
+``jobs/dedup_job.py``, ``jobs/mix_job.py``, which hand their arguments here).
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (spark-submit): make `jobs` and `udfs` importable
+    _here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _here]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse
 from collections.abc import Sequence
-from typing import Any
+from datetime import date
 
-from jobs import build, dedup_job, mix_job
+from jobs.commands.build import build_command
+from jobs.commands.check import check_command
+from jobs.commands.dedup import dedup_command
+from jobs.commands.mix import mix_command
 
-
-def _cluster_hint(plan: Any, source: Any) -> str:
-    """What the tag stage will give the source's rows, as far as the registry alone says."""
-    if source.render.categories_field:
-        return "from each record's categories"
-    if plan.taxonomy is None or source.task is None:
-        return "per record"
-    found = plan.taxonomy.lookup(source.task, source.crosswalk)
-    origins = source.render.origins or (source.name,)
-    found = found or next(filter(None, map(plan.taxonomy.lookup, origins)), None)
-    return found or "unassigned"
+MASTER_HELP = "Spark master URL (default: spark-submit's, else local[*])"
 
 
-def _check_command(args: argparse.Namespace) -> int:
-    from jobs.config import ConfigError, load_plan
+def _build(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", required=True, help="pipeline YAML file")
+    parser.add_argument("--output", help="output folder or URI (overrides the conf's `output`)")
+    parser.add_argument("--master", help=MASTER_HELP)
+    parser.add_argument(
+        "--run-date",
+        type=date.fromisoformat,
+        help="YYYY-MM-DD: a scheduled load; sets load_date and replaces exactly that date",
+    )
+    parser.set_defaults(handler=build_command)
 
-    try:
-        plan = load_plan(args.conf, args.output)
-    except ConfigError as exc:
-        print(f"config error:\n{exc}", file=sys.stderr)
-        return build.EXIT_CONFIG
-    for source in plan.sources:
-        print(
-            f"{source.name}: {source.format}, {len(source.paths)} path(s), "
-            f"{len(source.render.templates)} template(s), task "
-            f"{source.task or 'per record'}, cluster "
-            f"{source.task_cluster or _cluster_hint(plan, source)}"
-        )
-    print(f"ok: {len(plan.sources)} sources -> {plan.output}")
-    return 0
+
+def _dedup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="a build output folder (holds data/)")
+    parser.add_argument("--output", required=True, help="where the deduplicated copy goes")
+    parser.add_argument(
+        "--conf", help="YAML with the dedup settings (a pipeline conf's `dedup:` or the mapping)"
+    )
+    parser.add_argument("--master", help=MASTER_HELP)
+    parser.set_defaults(handler=dedup_command)
+
+
+def _mix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", required=True, help="mixture YAML (caps, groups, languages...)")
+    parser.add_argument("--input", required=True, help="a build output folder (holds data/)")
+    parser.add_argument("--output", required=True, help="where the mixture goes")
+    parser.add_argument("--master", help=MASTER_HELP)
+    parser.set_defaults(handler=mix_command)
+
+
+def _check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--conf", required=True)
+    parser.add_argument("--output")
+    parser.set_defaults(handler=check_command)
+
+
+COMMANDS = {
+    "build": ("render every source and write partitioned Parquet", _build),
+    "dedup": ("deduplicate an existing build output again", _dedup),
+    "mix": ("sample a mixture (caps, group weights, languages) of a build output", _mix),
+    "check": ("validate the config and compile every template", _check),
+}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -46,21 +75,8 @@ def parser() -> argparse.ArgumentParser:
         prog="instructmill", description="Build instruction-tuning data from supervised datasets."
     )
     commands = root.add_subparsers(dest="command", required=True)
-    build.add_build_arguments(
-        commands.add_parser("build", help="render every source and write partitioned Parquet")
-    ).set_defaults(handler=build.build_command)
-    dedup_job.add_dedup_arguments(
-        commands.add_parser("dedup", help="deduplicate an existing build output again")
-    ).set_defaults(handler=dedup_job.dedup_command)
-    mix_job.add_mix_arguments(
-        commands.add_parser(
-            "mix", help="sample a mixture (caps, group weights, languages) of a build output"
-        )
-    ).set_defaults(handler=mix_job.mix_command)
-    check = commands.add_parser("check", help="validate the config and compile every template")
-    check.add_argument("--conf", required=True)
-    check.add_argument("--output")
-    check.set_defaults(handler=_check_command)
+    for name, (summary, add_arguments) in COMMANDS.items():
+        add_arguments(commands.add_parser(name, help=summary, description=summary))
     return root
 
 

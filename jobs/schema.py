@@ -10,6 +10,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+# A source record: every row rendered from it shares this key, and dedup decides per record.
+RECORD_KEY = ("source", "source_key")
+
 # Nullability is documented, not cast: Spark cannot cast a nullable column to a non-null type.
 MESSAGE = T.StructType(
     [T.StructField("role", T.StringType()), T.StructField("content", T.StringType())]
@@ -103,7 +106,6 @@ OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
 OUTPUT_SCHEMA = T.StructType(
     [T.StructField(n, t, nullable) for n, t, nullable, _ in OUTPUT_COLUMNS]
 )
-COLUMN_DOCS = {name: doc for name, _, _, doc in OUTPUT_COLUMNS}
 
 REJECT_COLUMNS: tuple[tuple[str, T.DataType, str], ...] = (
     ("source", T.StringType(), "dataset name"),
@@ -128,6 +130,29 @@ def messages_column(instruction: str = "instruction", response: str = "response"
     )
 
 
+def is_accepted() -> Column:
+    """A row no stage rejected (it has no reject reason): it is written to data/ unless it
+    is a duplicate."""
+    return F.col("reason").isNull()
+
+
+def accepted_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(is_accepted()).select("*", messages_column().alias("messages"))
+
+
+def rejected_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(~is_accepted())
+
+
+def unique_rows(frame: DataFrame) -> DataFrame:
+    """Accepted rows that are their duplicate cluster's representative (or in none)."""
+    return frame.where(~F.col("is_duplicate"))
+
+
+def duplicate_rows(frame: DataFrame) -> DataFrame:
+    return frame.where(F.col("is_duplicate"))
+
+
 def select_output(frame: DataFrame) -> DataFrame:
     return frame.select(*[F.col(name).cast(kind).alias(name) for name, kind, *_ in OUTPUT_COLUMNS])
 
@@ -141,7 +166,7 @@ def reject_where(
 ) -> DataFrame:
     """Turn accepted rows where ``flag`` holds into rejects of a stage after rendering. Their
     ``record`` is the rendered pair: the source row is not carried past the render stage."""
-    hit = F.col("reason").isNull() & F.coalesce(flag, F.lit(False))
+    hit = is_accepted() & F.coalesce(flag, F.lit(False))
     replaced = {
         "reason": F.when(hit, reason).otherwise(F.col("reason")),
         "detail": F.when(hit, detail).otherwise(F.col("detail")),

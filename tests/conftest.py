@@ -23,7 +23,7 @@ def shared_data(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
-    from jobs.session import build_session
+    from jobs.runner import build_session
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = build_session(

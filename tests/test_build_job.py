@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.build import run_build, run_context
+from jobs.commands.build import run_build, run_context
 from jobs.config import load_plan
 
 pytestmark = pytest.mark.spark
@@ -161,7 +161,7 @@ def table(path: Path) -> list[dict[str, Any]]:
 def built(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("build")
     plan = load_plan(make_project(root))
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     return {
         "root": root,
         "manifest": manifest,
@@ -284,7 +284,7 @@ def test_reruns_are_identical_across_partitionings(
 
 def test_all_templates_fan_out_and_still_reconcile(spark: Any, tmp_path: Path) -> None:
     plan = load_plan(make_project(tmp_path, templates_per_record="all"))
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     nli = manifest["sources"]["nli_fr"]
     assert nli["templates_per_record"] == 2
     assert nli["rows"] == 2 * nli["read"] == nli["written"] + nli["rejected"]
@@ -308,7 +308,7 @@ def test_run_date_replaces_exactly_that_date(spark: Any, tmp_path: Path) -> None
     assert (out / "load_date=2026-11-01" / qa_folder / "language=de").is_dir()
     # Rerun day 1 without the QA source: its partitions of that day must go, day 2 stays.
     (tmp_path / "conf" / "datasets" / "qa.yaml").unlink()
-    rerun = run_build(spark, load_plan(conf), run_context(load_plan(conf), day1))
+    rerun = run_build(spark, load_plan(conf), run_context(load_plan(conf), day1)).to_dict()
     assert not (out / "load_date=2026-11-01" / qa_folder).exists()
     assert (out / "load_date=2026-11-02" / qa_folder / "language=de").is_dir()
     rows = table(out)
@@ -322,7 +322,7 @@ def test_dedup_can_be_switched_off(spark: Any, tmp_path: Path) -> None:
     pipeline = make_project(tmp_path)
     pipeline.write_text(pipeline.read_text() + "dedup: {enabled: false}\n")
     plan = load_plan(pipeline)
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     assert manifest["totals"]["duplicates"] == 0 and manifest["totals"]["reconciled"] is True
     assert "dedup_clusters" not in manifest
     data = table(tmp_path / "out" / "data")

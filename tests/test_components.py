@@ -1,4 +1,4 @@
-"""jobs.components against networkx on graphs chosen to hurt a min-label algorithm: long paths
+"""jobs.stages.components against networkx on graphs chosen to hurt a min-label algorithm: long paths
 (ids in and out of path order), a star whose centre has the largest id, many tiny components
 with self-loops and repeated edges, and a sparse random graph."""
 
@@ -16,7 +16,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import LongType, StructField, StructType
 
-from jobs.components import MAX_CHECKPOINT_EVERY, assign_components, connected_components
+from jobs.stages.components import MAX_CHECKPOINT_EVERY, assign_components, connected_components
 
 pytestmark = pytest.mark.spark
 

@@ -41,11 +41,11 @@ def project(tmp_path: Path) -> Path:
 def test_valid_plan_resolves_paths_templates_and_defaults(project: Path) -> None:
     plan = load_plan(project / "conf" / "p.yaml")
     assert plan.output == str(project / "out")
-    assert plan.partition_by == ("language", "task_cluster")
+    assert tuple(plan.pipeline.partition_by) == ("language", "task_cluster")
     (source,) = plan.sources
     assert source.paths == (str(project / "data" / "a.jsonl"),)
     assert [t.template_id for t in source.render.templates] == ["sent/plain", "u-2"]
-    assert source.task_cluster is None  # the tag stage looks the task up in the taxonomy
+    assert source.registry.task_cluster is None  # the tag stage looks the task up in the taxonomy
     assert source.render.seed == 3 and source.render.templates_per_record == 1
 
 
@@ -269,8 +269,8 @@ def test_taxonomy_names_are_checked_against_the_taxonomy(project: Path) -> None:
         pipeline.read_text().replace("heldout_clusters: [nli]", "heldout_clusters: [entailment]")
     )
     plan = load_plan(project / "conf" / "p.yaml")
-    assert plan.heldout_clusters == ("entailment",)
-    assert plan.taxonomy is not None and plan.taxonomy.lookup("sentiment") == "sentiment"
+    assert tuple(plan.pipeline.heldout_clusters) == ("entailment",)
+    assert plan.taxonomy.lookup("sentiment") == "sentiment"
 
 
 def test_mixture_config_names_the_key(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.config import DedupConfig
-from jobs.dedup import DedupPlan, decide, dedup_stage
+from jobs.stages.dedup import DedupPlan, dedup_decisions, dedup_stage
 
 ROW = T.StructType(
     [
@@ -54,7 +54,7 @@ def decisions(frame: DataFrame, **settings: Any) -> dict[tuple[str, str], tuple[
     plan = DedupPlan.of(DedupConfig(**settings))
     return {
         (row["source"], row["source_key"]): (row["dup_cluster"], row["is_duplicate"])
-        for row in decide(frame, plan).collect()
+        for row in dedup_decisions(frame, plan).collect()
     }
 
 

@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.build import run_build, run_context
+from jobs.commands.build import run_build, run_context
 from jobs.config import load_plan
 from tests.conftest import ROOT
 
@@ -46,7 +46,7 @@ def input_rows() -> dict[str, int]:
 def demo(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("demo")
     plan = load_plan(ROOT / "conf" / "demo.yaml", output_override=str(out))
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     read = lambda sub: ds.dataset(out / sub, partitioning="hive").to_table().to_pylist()  # noqa: E731
     return {"out": out, "manifest": manifest, "data": read("data"), "rejects": read("rejects")}
 
@@ -166,13 +166,13 @@ def test_planted_duplicates_are_removed_and_counted(demo: dict[str, Any]) -> Non
 def test_dedup_job_reruns_on_the_build_output(
     spark: Any, demo: dict[str, Any], tmp_path: Path
 ) -> None:
+    from jobs.commands.dedup import run_dedup
     from jobs.config import DedupConfig
-    from jobs.dedup_job import run_dedup
 
     # Rerun with a lower threshold: still every row read is written or counted as removed.
     out = tmp_path / "again"
     settings = DedupConfig(threshold=0.3, write_duplicates=True)
-    manifest = run_dedup(spark, settings, str(demo["out"]), str(out))
+    manifest = run_dedup(spark, settings, str(demo["out"]), str(out)).to_dict()
     assert manifest["totals"]["reconciled"] is True
     assert manifest["totals"]["read"] == len(demo["data"])
     kept = ds.dataset(out / "data", partitioning="hive").to_table().num_rows
@@ -181,6 +181,6 @@ def test_dedup_job_reruns_on_the_build_output(
     assert removed == manifest["totals"]["duplicates"]
     assert kept + removed == len(demo["data"])
     # The build already removed what the default settings find: nothing more goes.
-    same = run_dedup(spark, DedupConfig(), str(demo["out"]), str(tmp_path / "same"))
+    same = run_dedup(spark, DedupConfig(), str(demo["out"]), str(tmp_path / "same")).to_dict()
     assert same["totals"]["duplicates"] == 0
     assert same["totals"]["written"] == len(demo["data"])

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from jobs.dist import write_code_zip
-from jobs.local_cluster import standalone_cluster
+from jobs.dev.local_cluster import standalone_cluster
+from jobs.io.code_zip import write_code_zip
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.spark

@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from jobs.build import run_build, run_context
+from jobs.commands.build import run_build, run_context
 from jobs.config import load_plan
 from udfs.language_codes import iso_code
 
@@ -95,7 +95,7 @@ def test_label_mode_flags_mismatches_and_fills_undeclared_languages(
     spark: Any, tmp_path: Path
 ) -> None:
     plan = load_plan(project(tmp_path, "label"))
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     data = {r["source_key"]: r for r in rows(tmp_path / "out" / "data")}
     assert data["2"]["lang_mismatch"] is True and data["2"]["language"] == "fr"
     assert data["1"]["lang_mismatch"] is False and data["1"]["instruction_lang"] == "fr"
@@ -120,7 +120,7 @@ def test_label_mode_flags_mismatches_and_fills_undeclared_languages(
 
 def test_drop_mode_moves_rows_to_rejects_and_still_reconciles(spark: Any, tmp_path: Path) -> None:
     plan = load_plan(project(tmp_path, "drop"))
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     data = {r["source_key"] for r in rows(tmp_path / "out" / "data")}
     rejects = {r["source_key"]: r for r in rows(tmp_path / "out" / "rejects")}
     assert set(rejects) == {"2", "p2"} and {"1", "3", "4", "5", "6", "7", "p1"} <= data

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +14,10 @@ from datasketch import MinHash, MinHashLSH
 from datasketch.lsh import _optimal_param
 
 import udfs.minhash as minhash_module
-from tests.conftest import ROOT, shared_data
+import udfs.shingles as shingles_module
+from tests.conftest import ROOT
+from tests.dedup_texts import ENGLISH, ODD, documents, ud_texts
 from udfs.minhash import (
-    FIRST_CHAR_NGRAM_CODE_POINT,
     MAX_HASH,
     MINHASH_TYPE,
     MinHasher,
@@ -29,40 +28,13 @@ from udfs.minhash import (
     lsh_params,
     minhash_batch,
     minhasher,
-    normalise_for_dedup,
-    shingle_hash,
-    shingle_spans,
-    shingles,
-    span_hashes,
     to_datasketch,
     to_int32,
 )
-from udfs.scripts import _tables, letters_and_scripts
-
-ENGLISH = [
-    "The quick brown fox jumps over the lazy dog near the river bank.",
-    "The quick brown fox jumps over the lazy dog near the river bend.",
-    "Instruction tuning turns supervised datasets into prompts and answers.",
-    "A completely different sentence about Spark, Arrow and numpy arrays, with 42 numbers.",
-    "one two three four five six seven eight nine ten eleven twelve",
-]
-ODD = [
-    None,
-    "",
-    "   \t\n ",
-    "word",
-    "two words",
-    "exactly five words right here",
-    "Ｆｕｌｌ－ｗｉｄｔｈ　ＬＥＴＴＥＲＳ and ﬁne ligatures",
-    "  MiXeD\u00a0case\u2003and\n\n odd\twhitespace \u3000everywhere  ",
-    "Straße STRASSE straße",
-    "İstanbul ΣΊΣΥΦΟΣ",
-    "emoji 🙂🙂 and \x00 control \x1f chars",
-    "日本",
-    "短い",
-    "ไทย",
-    "12345 67890",
-]
+from udfs.shingles import (
+    shingle_hash,
+    shingles,
+)
 
 
 def reference(text: str | None, hasher: MinHasher) -> np.ndarray:
@@ -80,25 +52,6 @@ def assert_matches_datasketch(texts: list[str | None], hasher: MinHasher) -> Non
     assert signatures.dtype == np.uint32
     for text, row in zip(texts, signatures, strict=True):
         np.testing.assert_array_equal(row, reference(text, hasher), err_msg=repr(text))
-
-
-def ud_texts(limit: int | None = None) -> dict[str, list[str]]:
-    """Real sentences of the 24 UD languages, by language code."""
-    texts = {}
-    for path in sorted(shared_data("ud").glob("*.jsonl")):
-        with path.open(encoding="utf-8") as lines:
-            texts[path.stem] = [json.loads(line)["text"] for line in lines][:limit]
-    return texts
-
-
-def documents(sentences: list[str], count: int, seed: int) -> list[str]:
-    """Paragraph-sized texts of a few consecutive sentences each."""
-    rng = random.Random(seed)
-    result = []
-    for _ in range(count):
-        start = rng.randrange(len(sentences))
-        result.append(" ".join(sentences[start : start + rng.randint(1, 6)]))
-    return result
 
 
 # --- signatures equal datasketch's --------------------------------------------------------
@@ -181,115 +134,6 @@ def test_variants_of_one_text_share_a_signature() -> None:
         ["Hello World, this is FINE text", "ｈｅｌｌｏ  world,\nthis is ﬁne   TEXT "]
     )
     np.testing.assert_array_equal(signatures[0], signatures[1])
-
-
-# --- the shingle hash ---------------------------------------------------------------------
-
-
-def test_vectorised_hashes_equal_shingle_hash_on_every_shingle() -> None:
-    sentences = [text for texts in ud_texts(20).values() for text in texts]
-    texts = [*ENGLISH, *ODD[1:], *sentences, *documents(sentences, 200, seed=11)]
-    spans = shingle_spans([normalise_for_dedup(text) for text in texts])
-    expected = [shingle_hash(shingle) for text in texts for shingle in shingles(text)]
-    assert spans.counts.tolist() == [len(shingles(text)) for text in texts]
-    assert spans.hashes().tolist() == expected
-    assert len(expected) > 5000
-
-
-def test_span_hashes_of_arbitrary_bytes() -> None:
-    rng = np.random.default_rng(5)
-    data = rng.integers(0, 256, size=5000, dtype=np.uint8)
-    data[:50] = 0  # NUL runs: the length term tells them apart
-    starts = rng.integers(0, 4000, size=500)
-    ends = np.minimum(starts + rng.integers(0, 900, size=500), len(data))
-    starts[:3], ends[:3] = [0, 0, 0], [0, 1, 2]
-    expected = [shingle_hash(data[s:e].tobytes()) for s, e in zip(starts, ends, strict=True)]
-    assert span_hashes(data, starts, ends).tolist() == expected
-    assert len(set(expected[:3])) == 3
-    assert all(0 <= value <= MAX_HASH for value in expected)
-
-
-def test_shingle_hash_is_a_fixed_definition() -> None:
-    # Stored signatures depend on these values: they must never change.
-    values = [shingle_hash(data) for data in (b"", b"a", b"hello world", "日本語".encode())]
-    assert values == [0, 1558742631, 3510277717, 2080373877]
-    assert shingle_hash(b"ab") != shingle_hash(b"ba")
-    assert shingle_hash(b"a") != shingle_hash(b"a\x00")
-
-
-# --- shingles ------------------------------------------------------------------------------
-
-
-def test_word_shingles() -> None:
-    assert shingles("One two  THREE four five six") == [
-        b"one two three four five",
-        b"two three four five six",
-    ]
-    assert shingles("a b c", word_ngram=2) == [b"a b", b"b c"]
-    assert shingles("Short text here.") == [b"short text here."]
-    assert shingles("word") == [b"word"]
-    assert shingles("") == shingles(None) == shingles(" \n ") == []
-
-
-def test_char_shingles() -> None:
-    assert shingles("日本語のテキスト", char_ngram=3) == [
-        gram.encode() for gram in ["日本語", "本語の", "語のテ", "のテキ", "テキス", "キスト"]
-    ]
-    assert shingles("中文 ok", char_ngram=4) == [b.encode() for b in ["中文 o", "文 ok"]]
-    assert shingles("日本") == ["日本".encode()]  # fewer than n characters: one shingle
-
-
-@pytest.mark.parametrize(
-    ("language", "by_chars"),
-    [("zh", True), ("ja", True), ("th", True), ("en", False), ("ru", False), ("ar", False)],
-)
-def test_char_ngrams_only_for_scripts_without_spaces(language: str, by_chars: bool) -> None:
-    sentences = [text for text in ud_texts()[language] if len(text) > 40][:20]
-    for text in sentences:
-        normalised = normalise_for_dedup(text)
-        grams = shingles(text)
-        if by_chars:
-            expected = [normalised[k : k + 5] for k in range(len(normalised) - 4)]
-        else:
-            words = normalised.split(" ")
-            expected = [" ".join(words[k : k + 5]) for k in range(len(words) - 4)]
-            expected = expected or [normalised]
-        assert grams == [gram.encode() for gram in expected]
-
-
-def test_no_letter_of_a_char_ngram_script_lies_below_the_prefilter() -> None:
-    table, names = _tables()
-    scripts = {
-        names.index(name) for name in ("Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr")
-    }
-    below = table[:FIRST_CHAR_NGRAM_CODE_POINT]
-    assert not np.isin(below, list(scripts)).any()
-    _, dominant = letters_and_scripts(
-        ["ไทย", "ລາວ", "ខ្មែរ", "မြန်မာ", "漢字", "ひらがな", "カタカナ"]
-    )
-    assert all(minhash_module.uses_char_ngrams(code) for code in dominant)
-
-
-# --- normalisation and exact hashes --------------------------------------------------------
-
-
-def test_normalise_for_dedup() -> None:
-    assert normalise_for_dedup("  Ｈｅｌｌｏ\u3000\u00a0WORLD\n\t ﬁ ") == "hello world fi"
-    assert normalise_for_dedup("Straße") == "strasse"
-    assert normalise_for_dedup("\u2028\u2029\x1c") == ""
-
-
-def test_normalise_for_dedup_is_idempotent() -> None:
-    rng = random.Random(0)
-    code_points = [cp for cp in range(0x30000) if not 0xD800 <= cp < 0xE000]
-    for _ in range(200):
-        text = "".join(chr(rng.choice(code_points)) for _ in range(60))
-        once = normalise_for_dedup(text)
-        assert normalise_for_dedup(once) == once
-        assert unicodedata.is_normalized("NFKC", once)
-    for cp in code_points:
-        once = normalise_for_dedup(chr(cp))
-        assert normalise_for_dedup(once) == once, hex(cp)
 
 
 def test_exact_hash() -> None:
@@ -443,5 +287,6 @@ def test_minhasher_is_cached_and_frozen() -> None:
 def test_module_never_imports_pyspark() -> None:
     code = "import sys, udfs.minhash; assert 'pyspark' not in sys.modules, 'pyspark imported'"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
-    source = Path(minhash_module.__file__).read_text(encoding="utf-8")
-    assert "pyspark" not in source
+    for module in (minhash_module, shingles_module):
+        source = Path(module.__file__).read_text(encoding="utf-8")
+        assert "pyspark" not in source

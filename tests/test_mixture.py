@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from jobs.config import ConfigError, MixtureCaps, MixtureConfig, MixtureGroups, MixtureLanguages
-from jobs.mixture import (
-    NULL_VALUE,
+from jobs.stages.mixture import NULL_VALUE
+from udfs.mixture_plan import (
+    MixturePlanError,
     group_shares,
     language_shares,
     largest_exact_total,
@@ -35,8 +36,14 @@ def test_group_shares_normalise_over_groups_present() -> None:
     shares = group_shares(available, {"a": 2}, default_weight=1.0)
     assert shares == pytest.approx({"a": 0.5, "b": 0.25, "c": 0.25})
     assert group_shares(available, None, 0.0) == pytest.approx({"a": 0.1, "b": 0.3, "c": 0.6})
-    with pytest.raises(ConfigError, match="no group present"):
+    with pytest.raises(MixturePlanError, match="no group present"):
         group_shares(available, {"gone": 1.0}, 0.0)
+    # The mix command answers it as a config error (exit 2).
+    from jobs.commands.mix import plan_for
+
+    config = MixtureConfig(groups=MixtureGroups(weights={"gone": 1.0}))
+    with pytest.raises(ConfigError, match="no group present"):
+        plan_for(config, {("a", "en"): 10})
 
 
 def test_language_temperature() -> None:
@@ -196,7 +203,7 @@ def written_ids(spark: Any, output: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def mixes(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from jobs.mix_job import execute, run_mix
+    from jobs.commands.mix import execute, run_mix
 
     root = tmp_path_factory.mktemp("mix")
     rows = synthetic_output(spark)
@@ -240,10 +247,12 @@ def test_mix_reconciles_and_prints_shares(mixes: dict[str, Any]) -> None:
 def test_caps_are_exact(spark: Any, mixes: dict[str, Any]) -> None:
     from pyspark.sql import functions as F
 
-    from jobs.dedup_job import read_data
-    from jobs.mixture import cap_stage, split_stage
+    from jobs.io.outputs import read_data
+    from jobs.layout import OutputLayout
+    from jobs.stages.mixture import cap_stage, split_stage
 
-    rows = read_data(spark, f"{mixes['input']}/data", PARTITION_BY).transform(split_stage("train"))
+    layout = OutputLayout(mixes["input"], tuple(PARTITION_BY))
+    rows = read_data(spark, layout).transform(split_stage("train"))
     before = {r["task"]: r["count"] for r in rows.groupBy("task").count().collect()}
     after = {
         r["task"]: r["count"]
@@ -315,8 +324,8 @@ def test_achieved_shares_are_close_to_targets(mixes: dict[str, Any]) -> None:
 def test_cap_window_is_a_partial_top_k(spark: Any) -> None:
     """Spark infers a WindowGroupLimit (partial top-k before the shuffle) from the literal
     largest cap, once the threshold covers it; the job sets the threshold for its run."""
-    from jobs.mix_job import group_limit_threshold
-    from jobs.mixture import cap_stage
+    from jobs.commands.mix import group_limit_threshold
+    from jobs.stages.mixture import cap_stage
 
     rows = synthetic_output(spark)
     with group_limit_threshold(spark, CONFIG):
@@ -328,7 +337,7 @@ def test_cap_window_is_a_partial_top_k(spark: Any) -> None:
 
 @pytest.mark.spark
 def test_null_values_are_a_value_of_their_own(spark: Any) -> None:
-    from jobs.mixture import GROUP, cap_stage, cell_stage
+    from jobs.stages.mixture import GROUP, cap_stage, cell_stage
 
     frame = spark.createDataFrame(
         [(f"id{i}", None if i % 2 else "x", "q", "a") for i in range(10)],
@@ -343,13 +352,15 @@ def test_null_values_are_a_value_of_their_own(spark: Any) -> None:
 
 
 def test_missing_column_is_a_config_error(tmp_path: Path) -> None:
-    from jobs.mix_job import main
+    from jobs.cli import main
 
     conf = tmp_path / "mixture.yaml"
     conf.write_text("groups: {by: dataset}\ncaps: {by: task, default: 10}\n", encoding="utf-8")
-    code = main(["--conf", str(conf), "--input", str(tmp_path), "--output", str(tmp_path / "o")])
+    code = main(
+        ["mix", "--conf", str(conf), "--input", str(tmp_path), "--output", str(tmp_path / "o")]
+    )
     assert code == 2
-    from jobs.mixture import check_columns
+    from jobs.config import check_columns
 
     with pytest.raises(ConfigError, match=r"groups\.by: no output column 'dataset'.*task_cluster"):
         check_columns(MixtureConfig(groups=MixtureGroups(by="dataset")))

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 
-from jobs.build import run_build, run_context
+from jobs.commands.build import run_build, run_context
 from jobs.config import load_plan
 from tests.conftest import shared_data
 from udfs.taxonomy import UNASSIGNED
@@ -78,7 +78,7 @@ def _project(tmp_path: Path, pipeline: str) -> Path:
 
 def _build(spark: Any, conf: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict]]:
     plan = load_plan(conf)
-    manifest = run_build(spark, plan, run_context(plan, None))
+    manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
     out = Path(plan.output)
     data = ds.dataset(out / "data", format="parquet", partitioning="hive").to_table().to_pylist()
     rejects = (

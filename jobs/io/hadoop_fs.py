@@ -25,11 +25,6 @@ def exists(spark: SparkSession, path: str) -> bool:
     return bool(fs.exists(hadoop_path))
 
 
-def delete(spark: SparkSession, path: str) -> bool:
-    fs, hadoop_path = _fs(spark, path)
-    return bool(fs.delete(hadoop_path, True))
-
-
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     fs, hadoop_path = _fs(spark, path)
     stream = fs.create(hadoop_path, True)

@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.config import SourcePlan
+from jobs.config.plan import SourcePlan
 from udfs.render_batches import CORRUPT_COLUMN, FILE_COLUMN, JSON_TEXT_COLUMN, READER_COLUMNS
 
 FILE_PATH = "_metadata.file_path"

@@ -1,0 +1,254 @@
+"""``instructmill build``: sources -> rendered pairs -> partitioned Parquet + rejects + manifest.
+
+The pipeline is :func:`build_stages`: after every source is read and rendered, the rows go
+through language ID, tagging, the held-out exclusion and dedup/decontamination, then the
+writes apply their decisions, and the manifest is counted from what is on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import date, datetime, timezone
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.config import ConfigError, RunPlan, load_plan
+from jobs.io.outputs import write_json
+from jobs.io.writer import remove_stale_partitions, write_partitioned
+from jobs.layout import LOAD_DATE, OutputLayout
+from jobs.manifests.build import BuildCounts, BuildManifest, BuildRun
+from jobs.manifests.counts import (
+    RenderedCounts,
+    cluster_summary,
+    count_on_disk,
+    count_read,
+    count_rendered,
+    count_shared_ids,
+)
+from jobs.pipeline import Stage, StageRunner
+from jobs.runner import (
+    EXIT_OK,
+    EXIT_UNRECONCILED,
+    config_failure,
+    configure_logging,
+    run_command,
+)
+from jobs.schema import (
+    OUTPUT_SCHEMA,
+    RECORD_KEY,
+    REJECT_SCHEMA,
+    accepted_rows,
+    duplicate_rows,
+    rejected_rows,
+    select_output,
+    select_rejects,
+    unique_rows,
+)
+from jobs.stages.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage, without_dedup
+from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
+from jobs.stages.langid import OUTPUT_FIELDS as LANGID_COLUMNS
+from jobs.stages.langid import langid_stage, ship_model, without_langid
+from jobs.stages.render import rendered_sources, with_run_columns
+from jobs.stages.tag import TagPlan, tag_stage
+from udfs.records import stable_hash
+
+log = logging.getLogger("instructmill")
+
+RUN_COLUMNS = (LOAD_DATE, "run_id")
+LANGID_INPUTS = ("instruction", "response", "content", "target_content", "language",
+                 "target_language")  # fmt: skip
+TAG_INPUTS = ("source", "task", "categories", "origins")
+TAG_COLUMNS = ("task_cluster", "split")
+EXCLUDE_INPUTS = ("origins", "split")
+DEDUP_INPUTS = (*RECORD_KEY, "id", "dedup_text", "language", "response", "split", "reason")
+
+
+def run_context(plan: RunPlan, run_date: date | None) -> BuildRun:
+    started = datetime.now(timezone.utc)
+    config_hash = stable_hash(str(plan.describe()), digest_size=4)
+    return BuildRun(
+        run_id=f"{started:%Y%m%dT%H%M%SZ}-{config_hash}",
+        started=started.isoformat(timespec="seconds"),
+        run_date=run_date,
+        load_date=run_date or started.date(),
+    )
+
+
+def dedup_plan(plan: RunPlan) -> DedupPlan:
+    return DedupPlan.of(
+        plan.pipeline.dedup,
+        remove_duplicates=plan.dedup is not None,
+        decontaminate=plan.decontaminating,
+    )
+
+
+def _langid_stage(plan: RunPlan) -> Stage:
+    if plan.langid is not None and plan.langid_model is not None:
+        return Stage("langid", langid_stage(plan.langid), LANGID_INPUTS, LANGID_COLUMNS)
+    return Stage("langid (off)", without_langid, adds=LANGID_COLUMNS)
+
+
+def _dedup_stages(plan: RunPlan) -> list[Stage]:
+    if not plan.clustering:
+        return [Stage("dedup (off)", without_dedup, adds=DECISION_COLUMNS)]
+    return [
+        Stage("dedup", dedup_stage(dedup_plan(plan)), DEDUP_INPUTS, DECISION_COLUMNS),
+        Stage("decontaminate", contamination_rejects, ("contaminates_heldout",), materialise=True),
+    ]
+
+
+def build_stages(plan: RunPlan, run: BuildRun) -> list[Stage]:
+    """The build after reading and rendering, as the design's flow reads: language ID, tag
+    (materialised: the exclusion and dedup read it several times), exclude, dedup and
+    decontaminate (materialised: the writes and the counts read it)."""
+    pipeline = plan.pipeline
+    excluding = bool(pipeline.heldout_clusters) and pipeline.exclude_shared_sources
+    return [
+        Stage("run columns", with_run_columns(run.load_date, run.run_id), adds=RUN_COLUMNS),
+        _langid_stage(plan),
+        Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=True),
+        *([Stage("exclude", exclude_shared_sources, EXCLUDE_INPUTS)] if excluding else []),
+        *_dedup_stages(plan),
+    ]
+
+
+def _log_plan(plan: RunPlan) -> None:
+    if not plan.clustering:
+        return
+    settings, lsh = plan.pipeline.dedup, dedup_plan(plan)
+    log.info(
+        "dedup: threshold %.2f, %d permutations = %d bands x %d rows, scope %s%s",
+        settings.threshold, settings.num_perm, lsh.bands, lsh.rows, settings.scope,
+        "" if plan.dedup is not None else " (decontamination only)",
+    )  # fmt: skip
+
+
+def _write_outputs(
+    runner: StageRunner, rows: DataFrame, layout: OutputLayout, plan: RunPlan,
+    counts: RenderedCounts,
+) -> None:  # fmt: skip
+    """data/ (accepted, not a duplicate), rejects/, and duplicates/ when asked."""
+    duplicates = sum(counts.duplicates.values())
+    parts = [
+        ("data", rows.transform(accepted_rows).transform(unique_rows).transform(select_output),
+         layout.data, layout.data_partitions, counts.accepted - duplicates),
+        ("rejects", rows.transform(rejected_rows).transform(select_rejects),
+         layout.rejects, layout.reject_partitions, counts.rejected),
+    ]  # fmt: skip
+    if plan.dedup is not None and plan.dedup.write_duplicates:
+        parts.append(
+            ("duplicates",
+             rows.transform(accepted_rows).transform(duplicate_rows).transform(select_output),
+             layout.duplicates, layout.reject_partitions, duplicates)
+        )  # fmt: skip
+    for name, frame, path, partitions, expected in parts:
+        with runner.step(f"write {name}"):
+            write_partitioned(
+                frame, path, list(partitions), expected, plan.pipeline.rows_per_file,
+                plan.pipeline.compression, dynamic=layout.dated,
+            )  # fmt: skip
+
+
+def _on_disk(spark: SparkSession, layout: OutputLayout, run_id: str) -> tuple[Any, Any]:
+    """What this run wrote: data rows by (source, template, cluster, split), rejects by
+    (source, template, reason)."""
+    written = count_on_disk(
+        spark, layout.data, OUTPUT_SCHEMA, layout.data_partitions, run_id,
+        ("source", "template_id", "task_cluster", "split"), layout.date_folder,
+    )  # fmt: skip
+    rejected = count_on_disk(
+        spark, layout.rejects, REJECT_SCHEMA, layout.reject_partitions, run_id,
+        ("source", "template_id", "reason"), layout.date_folder,
+    )  # fmt: skip
+    return written, rejected
+
+
+def _output_record(layout: OutputLayout, plan: RunPlan) -> dict[str, Any]:
+    writes_duplicates = plan.dedup is not None and plan.dedup.write_duplicates
+    return {
+        "data": layout.data,
+        "rejects": layout.rejects,
+        "duplicates": layout.duplicates if writes_duplicates else None,
+        "partition_by": list(layout.data_partitions),
+        "rejects_partition_by": list(layout.reject_partitions),
+    }
+
+
+def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifest:
+    started = time.perf_counter()
+    layout = OutputLayout.for_run(plan.output, plan.pipeline.partition_by, run.run_date)
+    with StageRunner(spark, "build") as runner:
+        with runner.step("read"):
+            read = count_read(spark, plan)
+        log.info("read: %s records from %d sources (%.1fs)", f"{sum(read.values()):,}",
+                 len(read), runner.seconds["read"])  # fmt: skip
+        if plan.langid is not None and plan.langid_model is not None:
+            ship_model(spark, plan.langid_model, plan.langid)
+        _log_plan(plan)
+        rows = runner.run(rendered_sources(spark, plan.sources), build_stages(plan, run))
+        with runner.step("count"):
+            counts = count_rendered(rows)
+            clusters = cluster_summary(rows.transform(accepted_rows)) if plan.dedup else None
+            shared_ids = count_shared_ids(rows.transform(accepted_rows).transform(unique_rows))
+        log.info(
+            "render: %s rows, %s rejected, %s duplicates (%.1fs)", f"{counts.accepted:,}",
+            f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}",
+            time.perf_counter() - started - runner.seconds["read"],
+        )  # fmt: skip
+        for name, count in sorted(shared_ids.items()):
+            log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
+        _write_outputs(runner, rows, layout, plan, counts)
+    if layout.load_date is not None:
+        for path in (layout.data, layout.rejects, layout.duplicates):
+            for folder in remove_stale_partitions(spark, path, layout.load_date, run.run_id):
+                log.info("write: removed stale partition %s", folder)
+    log.info("write: %s", plan.output)
+    written, rejected = _on_disk(spark, layout, run.run_id)
+    counted = BuildCounts(read, written, rejected, counts.duplicates, shared_ids, counts.languages)
+    manifest = BuildManifest.of(
+        plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - started, 3), spark=_spark_record(spark),
+    )  # fmt: skip
+    document = manifest.to_dict()
+    for path in (layout.manifest, layout.manifest_history(run.run_id)):
+        write_json(spark, path, document)
+    log.info("manifest: %s written, %s rejected, reconciled=%s -> %s",
+             f"{document['totals']['written']:,}", f"{document['totals']['rejected']:,}",
+             manifest.reconciled, layout.manifest)  # fmt: skip
+    return manifest
+
+
+def _spark_record(spark: SparkSession) -> dict[str, str]:
+    context = spark.sparkContext
+    return {"master": context.master, "app_id": context.applicationId, "version": spark.version}
+
+
+def build_command(args: argparse.Namespace) -> int:
+    configure_logging()
+    try:
+        plan = load_plan(args.conf, args.output)
+    except ConfigError as exc:
+        return config_failure(exc)
+    log.info("plan: %d sources, %d templates -> %s", len(plan.sources),
+             sum(len(s.render.templates) for s in plan.sources), plan.output)  # fmt: skip
+    run = run_context(plan, args.run_date)
+
+    def build(spark: SparkSession) -> int:
+        manifest = run_build(spark, plan, run)
+        print()
+        print(manifest.summary_table())
+        print(f"\nrun {manifest.run_id}: data in {manifest.output['data']}")
+        print(f"manifest: {OutputLayout(plan.output).manifest}")
+        problems = manifest.unreconciled()
+        if problems:
+            print("counts do not reconcile:\n  " + "\n  ".join(problems), file=sys.stderr)
+            return EXIT_UNRECONCILED
+        return EXIT_OK
+
+    name = f"instructmill build {run.run_id}"
+    return run_command("build", name, args.master, plan.spark_conf, build)

@@ -1,0 +1,226 @@
+"""The config schemas: the pipeline file, a dataset registry, and their language-ID and dedup
+sections. Strict models (no coercion, no unknown key), so a config is what it says."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
+from udfs.records import FIELD_TYPES
+from udfs.render_batches import READER_COLUMNS
+
+PARTITION_COLUMNS = ("language", "task_cluster", "split", "task", "source", "license")
+COMPRESSIONS = Literal["zstd", "snappy", "gzip", "lz4", "none"]
+
+
+class Strict(BaseModel):
+    # strict: `seed: "7"` or `templates_per_record: true` are errors, not silent coercions.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TemplateRef(Strict):
+    path: str
+    names: list[str] | None = Field(default=None, min_length=1)
+
+
+class CsvOptions(Strict):
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote: str = Field(default='"', min_length=1, max_length=1)
+    # RFC 4180 escapes a quote by doubling it; Spark's own default is a backslash.
+    escape: str = Field(default='"', min_length=1, max_length=1)
+    # Quoted fields may hold newlines (review texts do); false lets Spark split one large file
+    # across tasks, for files known to have none.
+    multiline: bool = True
+    encoding: str = "UTF-8"
+
+
+class DatasetRegistry(Strict):
+    """One source: where its records are, what they are, and which templates render them."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_]*$")
+    description: str | None = None
+    path: str | list[str]
+    # superni: Super-NaturalInstructions task files, one record per instance (jobs.io.readers).
+    format: Literal["jsonl", "parquet", "csv", "superni"]
+    id_field: str | None = None
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
+    language_field: str | None = None
+    # Translation: the response's language, compared with the response on its own.
+    target_language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
+    target_language_field: str | None = None
+    target_fields: list[str] = Field(default_factory=list, validate_default=True)
+    # The task of every record, or of those whose task_field is empty.
+    task: str | None = Field(default=None, min_length=1)
+    # A pooled source: each record names its own task. Validated even when left out, so a
+    # registry with neither task nor task_field fails.
+    task_field: str | None = Field(default=None, validate_default=True)
+    # Wins over every lookup: a cluster id from the taxonomy.
+    task_cluster: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
+    # The record's own category names (SuperNI Categories, Aya task_type), tried before the
+    # task name; both go through `crosswalk` (default: the names all crosswalks agree on).
+    categories_field: str | None = None
+    crosswalk: str | None = None
+    # The datasets the records derive from (default: the source itself); a train row whose
+    # origin also feeds a held-out cluster is removed.
+    origin: list[str] = Field(default_factory=list)
+    origin_field: str | None = None
+    license: str = Field(min_length=1)
+    templates: list[str | TemplateRef] = Field(min_length=1)
+    rename: dict[str, str] = Field(default_factory=dict)
+    fields: dict[str, Literal[FIELD_TYPES]] = Field(default_factory=dict)  # type: ignore[valid-type]
+    allow_empty: bool = False  # render null/blank fields as they are instead of rejecting
+    csv: CsvOptions | None = None
+    # The fields whose text dedup compares; default: every field the templates insert.
+    dedup_fields: list[str] = Field(default_factory=list)
+
+    @field_validator("language", "target_language")
+    @classmethod
+    def _iso_language(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                declared_code(value)
+            except UnknownLanguageLabel as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("language_field")
+    @classmethod
+    def _one_language_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("language") is not None:
+            raise ValueError("give either 'language' (one code) or 'language_field', not both")
+        return value
+
+    @field_validator("target_language_field")
+    @classmethod
+    def _one_target_source(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("target_language") is not None:
+            raise ValueError("give either 'target_language' or 'target_language_field', not both")
+        return value
+
+    @field_validator("target_fields")
+    @classmethod
+    def _target_fields_with_target(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        has_target = info.data.get("target_language") or info.data.get("target_language_field")
+        if bool(value) != bool(has_target):
+            raise ValueError(
+                "a translation names both its target language (target_language or "
+                "target_language_field) and the fields holding target-language text"
+            )
+        return value
+
+    @field_validator("task_field")
+    @classmethod
+    def _some_task(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("task") is None:
+            raise ValueError("give 'task' (the source's task) or 'task_field' (each record's)")
+        return value
+
+    @field_validator("csv")
+    @classmethod
+    def _csv_only_for_csv(cls, value: CsvOptions | None, info: ValidationInfo) -> CsvOptions | None:
+        if value is not None and info.data.get("format") != "csv":
+            raise ValueError("'csv' options apply only to format: csv")
+        return value
+
+    @field_validator("rename")
+    @classmethod
+    def _rename_targets_unique(cls, value: dict[str, str]) -> dict[str, str]:
+        targets = list(value.values())
+        if len(set(targets)) != len(targets):
+            raise ValueError("two fields are renamed to the same name")
+        reserved = set(value) | set(targets)
+        clash = reserved & set(READER_COLUMNS)
+        if clash:
+            raise ValueError(f"{sorted(clash)} are reserved column names")
+        return value
+
+
+class LangIdConfig(Strict):
+    enabled: bool = True
+    # A fastText LID model file; default: models/lid.176.ftz, put there by `make models`.
+    model: str | None = None
+    min_letters: int = Field(default=20, ge=0)
+    min_score: float = Field(default=0.5, ge=0, le=1)
+    thresholds: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
+    action: Literal["label", "drop"] = "label"
+
+    @field_validator("thresholds")
+    @classmethod
+    def _codes(cls, value: dict[str, float]) -> dict[str, float]:
+        seen: dict[str, str] = {}
+        for code in value:
+            try:
+                mapped = iso_code(code)
+            except UnknownLanguageLabel as exc:
+                raise ValueError(str(exc)) from None
+            if mapped in seen:
+                raise ValueError(f"{seen[mapped]!r} and {code!r} are the same language")
+            seen[mapped] = code
+        return value
+
+
+class DedupConfig(Strict):
+    enabled: bool = True
+    exact: bool = True  # exact duplicates of the normalised content, before MinHash
+    near: bool = True  # MinHash LSH near-duplicates
+    threshold: float = Field(default=0.7, gt=0, le=1)
+    # 256, not 128: edges are verified by the Jaccard estimated from the signatures, whose
+    # error (about 0.03 at 256, 0.04 at 128) decides pairs near the threshold.
+    num_perm: int = Field(default=256, ge=16, le=1024)
+    # Weights of datasketch's optimal-parameter search. Candidates are verified against the
+    # threshold before clustering, so a false positive costs one check and a false negative
+    # a missed duplicate: the default leans towards recall.
+    false_positive_weight: float = Field(default=0.1, ge=0, le=1)
+    false_negative_weight: float = Field(default=0.9, ge=0, le=1)
+    seed: int = Field(default=1, ge=0)
+    word_ngram: int = Field(default=5, ge=1, le=32)
+    char_ngram: int = Field(default=5, ge=1, le=32)
+    scope: Literal["global", "language"] = "global"
+    representative: Literal["smallest_id", "source_priority", "longest_response"] = "smallest_id"
+    source_priority: list[str] = Field(default_factory=list)  # first wins
+    write_duplicates: bool = False  # also write removed rows to duplicates/ for audit
+    checkpoint_every: int = Field(default=3, ge=1, le=8)  # the plan grows until truncated
+
+    @field_validator("source_priority")
+    @classmethod
+    def _priority_needs_mode(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if bool(value) != (info.data.get("representative") == "source_priority"):
+            raise ValueError(
+                "source_priority is given exactly when representative is 'source_priority'"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError("a source is listed twice")
+        return value
+
+
+class PipelineConfig(Strict):
+    sources: list[str] = Field(min_length=1)
+    output: str
+    partition_by: list[Literal[PARTITION_COLUMNS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["language", "task_cluster"]
+    )
+    seed: int = 0
+    templates_per_record: Annotated[int, Field(ge=1)] | Literal["all"] = 1
+    rows_per_file: int = Field(default=500_000, ge=1)
+    compression: COMPRESSIONS = "zstd"
+    spark: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    # The task taxonomy and its crosswalks; default: conf/task_clusters.yaml of this package.
+    taxonomy: str | None = None
+    # Rows of these clusters get split 'heldout', every other row 'train'.
+    heldout_clusters: list[str] = Field(default_factory=list)
+    # Remove train records that share an origin dataset with held-out ones.
+    exclude_shared_sources: bool = True
+    # Remove train records whose content is a (near-)duplicate of a held-out record: the dedup
+    # settings decide what a near-duplicate is, and run for this even with dedup disabled.
+    decontaminate: bool = True
+
+    @field_validator("partition_by")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a column is listed twice")
+        return value

@@ -1,0 +1,234 @@
+"""The run plan: the validated models of a pipeline and its registries, plus what was resolved
+from them (paths, compiled templates, the taxonomy, the language-ID model), built before Spark
+starts. A plan holds the models themselves; everything else about them is derived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jobs.config.langid_model import langid_model, langid_settings
+from jobs.config.loading import ConfigError, load_model, load_yaml, validate
+from jobs.config.mixture import MixtureConfig
+from jobs.config.models import CsvOptions, DatasetRegistry, DedupConfig, PipelineConfig
+from jobs.config.sources import (
+    check_taxonomy_names,
+    expand_local,
+    is_uri,
+    load_templates,
+    registry_paths,
+    resolve_path,
+)
+from udfs.langid import LangIdSettings
+from udfs.render_batches import RenderPlan
+from udfs.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+
+DEFAULT_TAXONOMY = str(Path(__file__).resolve().parents[2] / "conf" / "task_clusters.yaml")
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    registry: DatasetRegistry
+    registry_file: str
+    paths: tuple[str, ...]
+    render: RenderPlan  # what the executors need to render the source's records
+
+    @property
+    def name(self) -> str:
+        return self.registry.name
+
+    @property
+    def format(self) -> str:
+        return self.registry.format
+
+    @property
+    def csv(self) -> CsvOptions:
+        return self.registry.csv or CsvOptions()
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    conf_file: str
+    pipeline: PipelineConfig
+    output: str  # the conf's output, or the command line's, resolved
+    sources: tuple[SourcePlan, ...]
+    taxonomy: Taxonomy
+    langid: LangIdSettings | None = None  # None: language ID is off
+    langid_model: str | None = None  # the model file on the driver, shipped with SparkFiles
+
+    @property
+    def templates_per_record(self) -> int | None:
+        """None: every template renders every record."""
+        per_record = self.pipeline.templates_per_record
+        return None if per_record == "all" else per_record
+
+    @property
+    def spark_conf(self) -> dict[str, str]:
+        return {
+            key: str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in self.pipeline.spark.items()
+        }
+
+    @property
+    def dedup(self) -> DedupConfig | None:
+        """The dedup settings when duplicates are removed, else None."""
+        return self.pipeline.dedup if self.pipeline.dedup.enabled else None
+
+    @property
+    def decontaminating(self) -> bool:
+        return bool(self.pipeline.heldout_clusters) and self.pipeline.decontaminate
+
+    @property
+    def clustering(self) -> bool:
+        """Whether dedup's clusters are computed: to remove duplicates, or to decontaminate
+        (with the pipeline's dedup settings even when dedup is disabled)."""
+        return self.dedup is not None or self.decontaminating
+
+    def describe(self) -> dict[str, Any]:
+        """The resolved config, as recorded in the manifest."""
+        return {
+            "conf_file": self.conf_file,
+            "pipeline": self.pipeline.model_dump(mode="json"),
+            "output": self.output,
+            "partition_by": list(self.pipeline.partition_by),
+            "seed": self.pipeline.seed,
+            "templates_per_record": self.templates_per_record or "all",
+            "taxonomy": self.taxonomy.file,
+            "heldout_clusters": list(self.pipeline.heldout_clusters),
+            "sources": {source.name: _describe_source(source) for source in self.sources},
+        }
+
+
+def _describe_source(source: SourcePlan) -> dict[str, Any]:
+    return {
+        "registry_file": source.registry_file,
+        "paths": list(source.paths),
+        "registry": source.registry.model_dump(mode="json", exclude_none=True),
+        "templates": {
+            spec.template_id: {"name": spec.name, "hash": spec.template_hash, "origin": spec.origin}
+            for spec in source.render.templates
+        },
+    }
+
+
+def _render_plan(file: Path, registry: DatasetRegistry, pipeline: PipelineConfig) -> RenderPlan:
+    per_record = pipeline.templates_per_record
+    return RenderPlan(
+        source=registry.name,
+        record_format="json_text" if registry.format == "jsonl" else "columns",
+        templates=load_templates(file, registry),
+        templates_per_record=None if per_record == "all" else per_record,
+        seed=pipeline.seed,
+        id_field=registry.id_field,
+        language=registry.language,
+        language_field=registry.language_field,
+        target_language=registry.target_language,
+        target_language_field=registry.target_language_field,
+        target_fields=tuple(registry.target_fields),
+        renames=tuple(registry.rename.items()),
+        field_types=tuple(registry.fields.items()),
+        allow_empty=registry.allow_empty,
+        dedup_fields=tuple(registry.dedup_fields),
+        task=registry.task,
+        task_field=registry.task_field,
+        categories_field=registry.categories_field,
+        origins=tuple(registry.origin),
+        origin_field=registry.origin_field,
+    )
+
+
+def load_registry(file: Path, pipeline: PipelineConfig, taxonomy: Taxonomy) -> SourcePlan:
+    registry = validate(file, DatasetRegistry, load_yaml(file, "dataset registry"))
+    check_taxonomy_names(file, registry, taxonomy)
+    paths = registry_paths(file, registry)
+    return SourcePlan(registry, str(file), paths, _render_plan(file, registry, pipeline))
+
+
+def _registry_files(file: Path, pipeline: PipelineConfig) -> list[str]:
+    registry_files: list[str] = []
+    for index, pattern in enumerate(pipeline.sources):
+        registry_files.extend(
+            expand_local(file, f"sources[{index}]", resolve_path(file.parent, pattern))
+        )
+    return list(dict.fromkeys(registry_files))
+
+
+def _sources(
+    registry_files: list[str], pipeline: PipelineConfig, taxonomy: Taxonomy
+) -> tuple[SourcePlan, ...]:
+    sources: list[SourcePlan] = []
+    names: dict[str, str] = {}
+    for registry_file in registry_files:
+        source = load_registry(Path(registry_file), pipeline, taxonomy)
+        if source.name in names:
+            raise ConfigError(
+                f"{registry_file}: name: source name {source.name!r} is already used by "
+                f"{names[source.name]}; names must be unique"
+            )
+        names[source.name] = registry_file
+        sources.append(source)
+    return tuple(sources)
+
+
+def _taxonomy(file: Path, pipeline: PipelineConfig) -> Taxonomy:
+    path = resolve_path(file.parent, pipeline.taxonomy) if pipeline.taxonomy else DEFAULT_TAXONOMY
+    try:
+        taxonomy = load_taxonomy(path)
+    except TaxonomyError as exc:
+        raise ConfigError(f"{file}: taxonomy: {exc}") from None
+    unknown = taxonomy.check_clusters(pipeline.heldout_clusters)
+    if unknown:
+        raise ConfigError(
+            f"{file}: heldout_clusters: {unknown} are not clusters of {path}; "
+            f"clusters: {', '.join(sorted(taxonomy.clusters))}"
+        )
+    return taxonomy
+
+
+def _output(file: Path, pipeline: PipelineConfig, override: str | None) -> str:
+    if override is None:
+        return resolve_path(file.parent, pipeline.output)
+    return override if is_uri(override) else str(Path(override).resolve())
+
+
+def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunPlan:
+    """Validate the pipeline file, every registry it names and compile every template."""
+    file = Path(conf_file).resolve()
+    pipeline = validate(file, PipelineConfig, load_yaml(file, "pipeline"))
+    registry_files = _registry_files(file, pipeline)
+    taxonomy = _taxonomy(file, pipeline)
+    sources = _sources(registry_files, pipeline, taxonomy)
+    model = langid_model(file, pipeline.langid)
+    names = sorted(source.name for source in sources)
+    unknown = sorted(set(pipeline.dedup.source_priority) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{file}: dedup.source_priority: {unknown} are not sources of this pipeline; "
+            f"sources: {names}"
+        )
+    return RunPlan(
+        conf_file=str(file),
+        pipeline=pipeline,
+        output=_output(file, pipeline, output_override),
+        sources=sources,
+        taxonomy=taxonomy,
+        langid=None if model is None else langid_settings(pipeline.langid, model),
+        langid_model=model,
+    )
+
+
+def load_dedup_config(conf_file: str | Path) -> DedupConfig:
+    """The settings of ``instructmill dedup``: a pipeline conf's ``dedup:`` section, or a file
+    holding just that mapping."""
+    file = Path(conf_file).resolve()
+    data = load_yaml(file, "dedup config")
+    if "dedup" in data:
+        data = data["dedup"]
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: dedup: expected a mapping of dedup settings")
+    return validate(file, DedupConfig, data)
+
+
+def load_mixture_config(conf_file: str | Path) -> MixtureConfig:
+    return load_model(conf_file, MixtureConfig, "mixture")

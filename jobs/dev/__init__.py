@@ -1,0 +1,2 @@
+"""Dev-only tools, never shipped to executors: the model setup step, the loopback standalone
+cluster, the code zip for `--py-files`."""

@@ -1,0 +1,171 @@
+"""Counting: every number of a manifest comes from an aggregate, never from collected rows.
+
+``read`` is counted on the input, ``written`` and ``rejected`` on what is on disk after the
+write, so a manifest's reconciliation checks the pipeline rather than restating it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from functools import reduce
+from typing import Any, NamedTuple
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.window import Window
+
+from jobs.config import RunPlan, SourcePlan
+from jobs.io.outputs import read_back
+from jobs.io.readers import read_source
+from jobs.schema import is_accepted
+
+
+def count_read(spark: SparkSession, plan: RunPlan) -> dict[str, int]:
+    """Input records per source, in one job (no column is read for Parquet)."""
+    frames = [_counted(read_source(spark, source), source) for source in plan.sources]
+    counts = (
+        reduce(DataFrame.unionByName, frames)
+        .groupBy("source")
+        .agg(F.count(F.lit(1)).alias("count"), F.max("_all_fields").alias("_all_fields"))
+        .collect()
+    )
+    found = {row["source"]: int(row["count"]) for row in counts}
+    return {source.name: found.get(source.name, 0) for source in plan.sources}
+
+
+def _counted(frame: DataFrame, source: SourcePlan) -> DataFrame:
+    """One row per record. A SuperNI task file is parsed with its schema: when the count
+    reads no field, Spark parses none, and a file whose fields do not fit the schema would
+    count its instances here and render as one malformed reject. A hash of every field makes
+    the count parse what rendering parses."""
+    every_field = (
+        F.xxhash64(*[F.col(f"`{name}`") for name in frame.columns])
+        if source.format == "superni"
+        else F.lit(0).cast("long")
+    )
+    return frame.select(F.lit(source.name).alias("source"), every_field.alias("_all_fields"))
+
+
+def count_by(frame: DataFrame, *keys: str) -> dict[tuple[Any, ...], int]:
+    """Aggregated counts; the result has one row per key combination, not per record."""
+    return {
+        tuple(row[key] for key in keys): int(row["count"])
+        for row in frame.groupBy(*keys).count().collect()
+    }
+
+
+def count_shared_ids(rows: DataFrame) -> dict[str, int]:
+    """Rows per source whose id another row also has: records that repeat an ``id_field``
+    value, or identical records without one (the dedup stage decides between them)."""
+    repeated = rows.groupBy("source", "id").count().where(F.col("count") > 1)
+    totals = repeated.groupBy("source").agg(F.sum("count").alias("rows")).collect()
+    return {row["source"]: int(row["rows"]) for row in totals}
+
+
+class RenderedCounts(NamedTuple):
+    accepted: int  # rows no stage rejected, duplicates included
+    rejected: int
+    duplicates: dict[str, int]  # rows per source that dedup removes
+    # For rows that reached language ID: (source, detected content language, mismatch).
+    languages: dict[tuple[Any, ...], int]
+
+
+def count_rendered(rendered: DataFrame) -> RenderedCounts:
+    """One aggregation over the persisted frame."""
+    groups = count_by(
+        rendered.select(
+            "source",
+            is_accepted().alias("accepted"),
+            F.col("instruction").isNotNull().alias("reached_langid"),
+            "detected_language",
+            "lang_mismatch",
+            F.coalesce(F.col("is_duplicate"), F.lit(False)).alias("duplicate"),
+        ),
+        "source",
+        "accepted",
+        "reached_langid",
+        "detected_language",
+        "lang_mismatch",
+        "duplicate",
+    )
+    accepted = sum(count for (_, was_accepted, *_), count in groups.items() if was_accepted)
+    languages: dict[tuple[Any, ...], int] = defaultdict(int)
+    duplicates: dict[str, int] = defaultdict(int)
+    for (source, was_accepted, reached, code, mismatch, duplicate), count in groups.items():
+        if reached:
+            languages[(source, code, mismatch)] += count
+        if was_accepted and duplicate:
+            duplicates[source] += count
+    return RenderedCounts(
+        accepted, sum(groups.values()) - accepted, dict(duplicates), dict(languages)
+    )
+
+
+# Upper bounds of the cluster-size histogram's buckets (records per cluster).
+CLUSTER_BUCKETS = (1, 2, 3, 5, 10, 100, 1_000, 10_000, 100_000, 1_000_000)
+
+
+def cluster_summary(rows: DataFrame, largest: int = 5, samples: int = 5) -> dict[str, Any]:
+    """Clusters of source records: a size histogram and the largest few with sample ids,
+    from aggregates (the largest clusters are found with a bounded top-k, not a collect)."""
+    records = rows.select("dup_cluster", "source", "source_key").distinct()
+    sizes = records.groupBy("dup_cluster").agg(F.count(F.lit(1)).alias("size"))
+    bucket = F.lit(None).cast("string")
+    for upper in reversed(CLUSTER_BUCKETS):
+        bucket = F.when(F.col("size") <= upper, F.lit(f"<={upper:,}")).otherwise(bucket)
+    bucket = F.coalesce(bucket, F.lit(f">{CLUSTER_BUCKETS[-1]:,}"))
+    histogram = {
+        row["bucket"]: (int(row["clusters"]), int(row["records"]))
+        for row in sizes.groupBy(bucket.alias("bucket"))
+        .agg(F.count(F.lit(1)).alias("clusters"), F.sum("size").alias("records"))
+        .collect()
+    }
+    ordered = [f"<={upper:,}" for upper in CLUSTER_BUCKETS] + [f">{CLUSTER_BUCKETS[-1]:,}"]
+    top = sizes.where(F.col("size") > 1).orderBy(F.desc("size"), "dup_cluster").limit(largest)
+    top_rows = top.collect()
+    ranked = (
+        rows.join(F.broadcast(top.select("dup_cluster")), "dup_cluster")
+        .select("dup_cluster", "id", "source")
+        .withColumn("n", F.row_number().over(Window.partitionBy("dup_cluster").orderBy("id")))
+        .where(F.col("n") <= samples)
+        .collect()
+    )
+    sample_ids: dict[str, list[str]] = defaultdict(list)
+    for row in sorted(ranked, key=lambda r: (r["dup_cluster"], r["n"])):
+        sample_ids[row["dup_cluster"]].append(f"{row['source']}:{row['id']}")
+    return {
+        "histogram": [
+            {"size": name, "clusters": histogram[name][0], "records": histogram[name][1]}
+            for name in ordered
+            if name in histogram
+        ],
+        "largest": [
+            {
+                "dup_cluster": row["dup_cluster"],
+                "records": int(row["size"]),
+                "sample_rows": sample_ids[row["dup_cluster"]],
+            }
+            for row in top_rows
+        ],
+    }
+
+
+def count_on_disk(
+    spark: SparkSession,
+    path: str,
+    schema: T.StructType,
+    partition_cols: tuple[str, ...],
+    run_id: str,
+    keys: tuple[str, ...],
+    subfolder: str | None = None,
+) -> dict[tuple[Any, ...], int]:
+    """Rows this run wrote under ``path``, counted by ``keys``."""
+    frame = read_back(spark, path, schema, partition_cols, subfolder)
+    if frame is None:
+        return {}
+    return count_by(frame.where(F.col("run_id") == F.lit(run_id)), *keys)
+
+
+def per_source(frame: DataFrame) -> dict[str, int]:
+    return {key[0]: count for key, count in count_by(frame, "source").items()}

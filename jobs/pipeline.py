@@ -1,0 +1,103 @@
+"""Stages and the small runner that composes them.
+
+A stage is a named ``DataFrame -> DataFrame`` function with the columns it needs and the
+columns it adds; a command declares its stages as a list and :class:`StageRunner` applies them
+in order, each under a Spark job description naming it. Spark is lazy, so most stages cost
+nothing until something is materialised: the runner persists the frame after each stage
+marked ``materialise`` (later stages read it several times), counts it under a description
+naming the stages whose work that count runs, times it, and releases the frame materialised
+before it. Writes and aggregates after the stages are timed
+and named the same way with :meth:`StageRunner.step`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger("instructmill")
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    transform: Callable[[DataFrame], DataFrame]
+    needs: tuple[str, ...] = ()  # columns the stage reads
+    adds: tuple[str, ...] = ()  # columns it adds (or replaces)
+    materialise: bool = False  # persist and count the frame after this stage
+
+    def apply(self, frame: DataFrame) -> DataFrame:
+        missing = [name for name in self.needs if name not in frame.columns]
+        if missing:
+            raise ValueError(
+                f"stage {self.name!r} needs the columns {missing}, which the frame before it "
+                f"does not have (it has {frame.columns})"
+            )
+        result = frame.transform(self.transform)
+        absent = [name for name in self.adds if name not in result.columns]
+        if absent:
+            raise ValueError(f"stage {self.name!r} should add the columns {absent}")
+        return result
+
+
+class StageRunner:
+    """Runs one command's stages; use it as a context manager, so the frames it persisted are
+    released whatever happens."""
+
+    def __init__(self, spark: SparkSession, command: str) -> None:
+        self.spark = spark
+        self.command = command
+        self.seconds: dict[str, float] = {}
+        self._persisted: list[DataFrame] = []
+
+    def __enter__(self) -> StageRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Spark jobs started inside are described as ``command: name``; the time is kept."""
+        context = self.spark.sparkContext
+        context.setJobDescription(f"instructmill {self.command}: {name}")
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            context.setJobDescription(None)  # type: ignore[arg-type]
+
+    def run(self, frame: DataFrame, stages: Sequence[Stage]) -> DataFrame:
+        pending: list[str] = []
+        for stage in stages:
+            # Most stages only plan here; some (dedup's graph rounds) run jobs of their own.
+            with self.step(stage.name):
+                frame = stage.apply(frame)
+            pending.append(stage.name)
+            if stage.materialise:
+                frame = self.materialise(frame, "+".join(pending))
+                pending = []
+        return frame
+
+    def materialise(self, frame: DataFrame, name: str) -> DataFrame:
+        """Persist and count ``frame``; the frame materialised before it is then released (its
+        rows are in this one)."""
+        persisted = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        with self.step(name):
+            rows = persisted.count()
+        log.info("%s: %s rows (%.1fs)", name, f"{rows:,}", self.seconds[name])
+        self.release()
+        self._persisted.append(persisted)
+        return persisted
+
+    def release(self) -> None:
+        for frame in self._persisted:
+            frame.unpersist()
+        self._persisted.clear()
