@@ -22,7 +22,7 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -178,9 +178,9 @@ def run_mix(
     return manifest
 
 
-def execute(spark: SparkSession, config: MixtureConfig, input_path: str, output_path: str) -> int:
-    """Run, print the summary, and give the exit code (the session stays open)."""
-
+def _mix_job(
+    config: MixtureConfig, input_path: str, output_path: str
+) -> Callable[[SparkSession], int]:
     def mix(spark: SparkSession) -> int:
         manifest = run_mix(spark, config, input_path, output_path)
         print()
@@ -192,7 +192,12 @@ def execute(spark: SparkSession, config: MixtureConfig, input_path: str, output_
             return EXIT_UNRECONCILED
         return EXIT_OK
 
-    return run_job(spark, "mix", mix)
+    return mix
+
+
+def execute(spark: SparkSession, config: MixtureConfig, input_path: str, output_path: str) -> int:
+    """Run, print the summary, and give the exit code (the session stays open)."""
+    return run_job(spark, "mix", _mix_job(config, input_path, output_path))
 
 
 def mix_command(args: argparse.Namespace) -> int:
@@ -202,7 +207,5 @@ def mix_command(args: argparse.Namespace) -> int:
         check_columns(config)
     except ConfigError as exc:
         return config_failure(exc)
-    return run_command(
-        "mix", "instructmill mix", args.master, {},
-        lambda spark: execute(spark, config, args.input, args.output),
-    )  # fmt: skip
+    job = _mix_job(config, args.input, args.output)
+    return run_command("mix", "instructmill mix", args.master, {}, job)
