@@ -30,7 +30,7 @@ class OutputLayout:
         """A build's layout: ``partition_by`` of the conf, led by the date for a dated load."""
         dated = (LOAD_DATE,) if load_date is not None else ()
         return cls(
-            root.rstrip("/"),
+            root,
             (*dated, *partition_by),
             (*dated, *REJECT_PARTITION_BY),
             load_date,

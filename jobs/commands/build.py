@@ -139,7 +139,7 @@ def _write_outputs(
         ("rejects", rows.transform(rejected_rows).transform(select_rejects),
          layout.rejects, layout.reject_partitions, counts.rejected),
     ]  # fmt: skip
-    if plan.dedup is not None and plan.dedup.write_duplicates:
+    if plan.writes_duplicates:
         parts.append(
             ("duplicates",
              rows.transform(accepted_rows).transform(duplicate_rows).transform(select_output),
@@ -168,11 +168,10 @@ def _on_disk(spark: SparkSession, layout: OutputLayout, run_id: str) -> tuple[An
 
 
 def _output_record(layout: OutputLayout, plan: RunPlan) -> dict[str, Any]:
-    writes_duplicates = plan.dedup is not None and plan.dedup.write_duplicates
     return {
         "data": layout.data,
         "rejects": layout.rejects,
-        "duplicates": layout.duplicates if writes_duplicates else None,
+        "duplicates": layout.duplicates if plan.writes_duplicates else None,
         "partition_by": list(layout.data_partitions),
         "rejects_partition_by": list(layout.reject_partitions),
     }

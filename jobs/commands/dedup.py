@@ -45,7 +45,7 @@ def run_dedup(
 ) -> DedupManifest:
     started = _now()
     source, build_manifest = existing_layout(spark, input_path)
-    target = OutputLayout(output_path.rstrip("/"), source.data_partitions)
+    target = OutputLayout(output_path, source.data_partitions)
     # The output's held-out rows stay first in their clusters, and (unless the build turned
     # decontamination off) a train row a new threshold now finds near one is removed.
     pipeline = build_manifest.get("config", {}).get("pipeline", {})

@@ -144,7 +144,7 @@ def run_mix(
     check_columns(config)
     started = datetime.now(timezone.utc)
     source, _ = existing_layout(spark, input_path)
-    target = OutputLayout(output_path.rstrip("/"), source.data_partitions)
+    target = OutputLayout(output_path, source.data_partitions)
     rows = read_data(spark, source)
     by_split = count_by(rows.select(in_split(config.split).alias("in_split")), "in_split")
     read, other_split = sum(by_split.values()), by_split.get((False,), 0)
@@ -173,8 +173,9 @@ def run_mix(
         ),
         written=written,
     )
+    document = manifest.to_dict()
     for path in (target.mixture_manifest, target.manifest):
-        write_json(spark, path, manifest.to_dict())
+        write_json(spark, path, document)
     return manifest
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from jobs.layout import DEFAULT_PARTITION_BY
 from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
 from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS
@@ -199,7 +200,7 @@ class PipelineConfig(Strict):
     sources: list[str] = Field(min_length=1)
     output: str
     partition_by: list[Literal[PARTITION_COLUMNS]] = Field(  # type: ignore[valid-type]
-        default_factory=lambda: ["language", "task_cluster"]
+        default_factory=lambda: list(DEFAULT_PARTITION_BY)
     )
     seed: int = 0
     templates_per_record: Annotated[int, Field(ge=1)] | Literal["all"] = 1

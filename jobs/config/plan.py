@@ -59,9 +59,12 @@ class RunPlan:
 
     @property
     def templates_per_record(self) -> int | None:
-        """None: every template renders every record."""
-        per_record = self.pipeline.templates_per_record
-        return None if per_record == "all" else per_record
+        return templates_per_record(self.pipeline)
+
+    @property
+    def writes_duplicates(self) -> bool:
+        """Removed duplicates also go to duplicates/, for audit."""
+        return self.dedup is not None and self.dedup.write_duplicates
 
     @property
     def spark_conf(self) -> dict[str, str]:
@@ -112,13 +115,18 @@ def _describe_source(source: SourcePlan) -> dict[str, Any]:
     }
 
 
-def _render_plan(file: Path, registry: DatasetRegistry, pipeline: PipelineConfig) -> RenderPlan:
+def templates_per_record(pipeline: PipelineConfig) -> int | None:
+    """None: every template renders every record."""
     per_record = pipeline.templates_per_record
+    return None if per_record == "all" else per_record
+
+
+def _render_plan(file: Path, registry: DatasetRegistry, pipeline: PipelineConfig) -> RenderPlan:
     return RenderPlan(
         source=registry.name,
         record_format="json_text" if registry.format == "jsonl" else "columns",
         templates=load_templates(file, registry),
-        templates_per_record=None if per_record == "all" else per_record,
+        templates_per_record=templates_per_record(pipeline),
         seed=pipeline.seed,
         id_field=registry.id_field,
         language=registry.language,

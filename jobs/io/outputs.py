@@ -29,9 +29,9 @@ def write_json(spark: SparkSession, path: str, document: dict[str, Any]) -> None
 def existing_layout(spark: SparkSession, root: str) -> tuple[OutputLayout, dict[str, Any]]:
     """An earlier output's layout (its partitioning from its manifest, else a build's
     default) and its manifest."""
-    manifest = read_manifest(spark, OutputLayout(root.rstrip("/")))
+    manifest = read_manifest(spark, OutputLayout(root))
     columns = manifest.get("output", {}).get("partition_by") or DEFAULT_PARTITION_BY
-    return OutputLayout(root.rstrip("/"), tuple(columns)), manifest
+    return OutputLayout(root, tuple(columns)), manifest
 
 
 def read_back(

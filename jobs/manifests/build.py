@@ -99,6 +99,11 @@ def _language_summary(name: str, languages: Counts) -> dict[str, Any]:
     }
 
 
+def _template_counts(templates: dict[str, dict[str, int]], template_id: str) -> dict[str, int]:
+    """A template's counts, listed (in first-seen order) when it is new."""
+    return templates.setdefault(template_id, {"applied": 0, "rejected": 0})
+
+
 @dataclass(frozen=True)
 class BuildCounts:
     """The aggregates a build collects: read per source; written (source, template,
@@ -113,22 +118,20 @@ class BuildCounts:
 
     def of_source(self, source: SourcePlan) -> SourceCounts:
         name = source.name
-        templates = {
-            spec.template_id: {"applied": 0, "rejected": 0} for spec in source.render.templates
-        }
+        templates: dict[str, dict[str, int]] = {}
+        for spec in source.render.templates:
+            _template_counts(templates, spec.template_id)
         by_reason: dict[str, int] = defaultdict(int)
         task_clusters: dict[str, int] = defaultdict(int)
         splits: dict[str, int] = defaultdict(int)
         for (owner, template_id, cluster, split), count in self.written.items():
             if owner == name:
-                templates.setdefault(template_id, {"applied": 0, "rejected": 0})["applied"] += count
+                _template_counts(templates, template_id)["applied"] += count
                 task_clusters[cluster] += count
                 splits[split] += count
         for (owner, template_id, reason), count in self.rejected.items():
             if owner == name:
-                templates.setdefault(template_id, {"applied": 0, "rejected": 0})["rejected"] += (
-                    count
-                )
+                _template_counts(templates, template_id)["rejected"] += count
                 by_reason[reason] += count
         return SourceCounts(
             read=self.read[name],
