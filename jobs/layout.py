@@ -59,6 +59,10 @@ class OutputLayout:
     def mixture_manifest(self) -> str:
         return self._part(MIXTURE_NAME)
 
+    def staging(self, run_id: str) -> str:
+        """The run's intermediate datasets (``jobs.io.staging``), removed when it succeeds."""
+        return self._part(f"_staging/{run_id}")
+
     def manifest_history(self, run_id: str) -> str:
         return self._part(f"_manifests/{run_id}.json")
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.io.staging import Staging
+
 log = logging.getLogger("instructmill")
 
 
@@ -50,9 +52,12 @@ class StageRunner:
     """Runs one command's stages; use it as a context manager, so the frames it persisted are
     released whatever happens."""
 
-    def __init__(self, spark: SparkSession, command: str) -> None:
+    def __init__(self, spark: SparkSession, command: str, staging: Staging | None = None) -> None:
         self.spark = spark
         self.command = command
+        # With a staging folder, a materialised frame is written there once and read back
+        # (jobs.io.staging) instead of being persisted.
+        self.staging = staging
         self.seconds: dict[str, float] = {}
         self._persisted: list[DataFrame] = []
 
@@ -82,13 +87,19 @@ class StageRunner:
                 frame = stage.apply(frame)
             pending.append(stage.name)
             if stage.materialise:
-                frame = self.materialise(frame, "+".join(pending))
+                frame = self.materialise(frame, "+".join(pending), stage.name)
                 pending = []
         return frame
 
-    def materialise(self, frame: DataFrame, name: str) -> DataFrame:
-        """Persist and count ``frame``; the frame materialised before it is then released (its
-        rows are in this one)."""
+    def materialise(self, frame: DataFrame, name: str, last: str | None = None) -> DataFrame:
+        """Stage (or persist) and count ``frame``; a frame persisted before it is then
+        released (its rows are in this one)."""
+        if self.staging is not None and self.staging.root is not None:
+            with self.step(name):
+                staged = self.staging.keep(frame, f"after-{(last or name).replace(' ', '-')}")
+                rows = staged.count()
+            log.info("%s: %s rows staged (%.1fs)", name, f"{rows:,}", self.seconds[name])
+            return staged
         persisted = frame.persist(StorageLevel.MEMORY_AND_DISK)
         with self.step(name):
             rows = persisted.count()

@@ -1,8 +1,11 @@
 """``instructmill build``: sources -> rendered pairs -> partitioned Parquet + rejects + manifest.
 
-The pipeline is :func:`build_stages`: after every source is read and rendered, the rows go
-through language ID, tagging, the held-out exclusion and dedup/decontamination, then the
-writes apply their decisions, and the manifest is counted from what is on disk.
+The pipeline is :func:`build_stages`: every source is read, rendered, language-identified,
+tagged (and, with one template per record, MinHash-signed) in one pass whose wide rows are
+written once, to the run's staging folder. The held-out exclusion and dedup read only the
+narrow columns they need from there and stage narrow per-record decisions; the writes apply
+them to the staged rows (a broadcast join when the decisions are few), and the manifest is
+counted from what is on disk. The staging folder is removed when the build succeeds.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import ConfigError, RunPlan, load_plan
 from jobs.io.outputs import write_json
+from jobs.io.staging import Staging
 from jobs.io.writer import remove_stale_partitions, write_partitioned
 from jobs.layout import LOAD_DATE, OutputLayout
 from jobs.manifests.build import BuildCounts, BuildManifest, BuildRun
 from jobs.manifests.counts import (
     RenderedCounts,
     cluster_summary,
+    count_input_rows,
     count_on_disk,
-    count_read,
     count_rendered,
     count_shared_ids,
 )
@@ -39,7 +43,6 @@ from jobs.runner import (
 )
 from jobs.schema import (
     OUTPUT_SCHEMA,
-    RECORD_KEY,
     REJECT_SCHEMA,
     accepted_rows,
     duplicate_rows,
@@ -48,7 +51,14 @@ from jobs.schema import (
     select_rejects,
     unique_rows,
 )
-from jobs.stages.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage, without_dedup
+from jobs.stages.decisions import DEDUP_INPUTS, build_dedup_stage
+from jobs.stages.dedup import (
+    DECISION_COLUMNS,
+    SIGNATURE_COLUMNS,
+    DedupPlan,
+    with_signatures,
+    without_dedup,
+)
 from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
 from jobs.stages.langid import OUTPUT_FIELDS as LANGID_COLUMNS
 from jobs.stages.langid import langid_stage, ship_model, without_langid
@@ -64,7 +74,6 @@ LANGID_INPUTS = ("instruction", "response", "content", "target_content", "langua
 TAG_INPUTS = ("source", "task", "categories", "origins")
 TAG_COLUMNS = ("task_cluster", "split")
 EXCLUDE_INPUTS = ("origins", "split")
-DEDUP_INPUTS = (*RECORD_KEY, "id", "dedup_text", "language", "response", "split", "reason")
 
 
 def run_context(plan: RunPlan, run_date: date | None) -> BuildRun:
@@ -92,27 +101,40 @@ def _langid_stage(plan: RunPlan) -> Stage:
     return Stage("langid (off)", without_langid, adds=LANGID_COLUMNS)
 
 
-def _dedup_stages(plan: RunPlan) -> list[Stage]:
+def signs_while_staging(plan: RunPlan) -> bool:
+    """With one template per record, a row is (nearly always) its record: it is MinHash-signed
+    in the staging pass, so its text crosses into Python once, and dedup only lists the
+    records whose decision is unusual."""
+    return plan.clustering and plan.templates_per_record == 1
+
+
+def _dedup_stages(plan: RunPlan, staging: Staging) -> list[Stage]:
     if not plan.clustering:
         return [Stage("dedup (off)", without_dedup, adds=DECISION_COLUMNS)]
+    dedup = build_dedup_stage(dedup_plan(plan), staging, plan.templates_per_record == 1)
     return [
-        Stage("dedup", dedup_stage(dedup_plan(plan)), DEDUP_INPUTS, DECISION_COLUMNS),
-        Stage("decontaminate", contamination_rejects, ("contaminates_heldout",), materialise=True),
+        Stage("dedup", dedup, DEDUP_INPUTS, DECISION_COLUMNS),
+        Stage("decontaminate", contamination_rejects, ("contaminates_heldout",)),
     ]
 
 
-def build_stages(plan: RunPlan, run: BuildRun) -> list[Stage]:
-    """The build after reading and rendering, as the design's flow reads: language ID, tag
-    (materialised: the exclusion and dedup read it several times), exclude, dedup and
-    decontaminate (materialised: the writes and the counts read it)."""
+def build_stages(plan: RunPlan, run: BuildRun, staging: Staging) -> list[Stage]:
+    """The build after reading and rendering, as the design's flow reads: language ID, tag and
+    (with one template per record) signatures, staged: the only pass over the wide rows; then
+    exclude, dedup and decontaminate, each a narrow table applied with a join."""
     pipeline = plan.pipeline
     excluding = bool(pipeline.heldout_clusters) and pipeline.exclude_shared_sources
+    signing = signs_while_staging(plan)
+    sign = Stage("sign", with_signatures(dedup_plan(plan)), ("dedup_text",), SIGNATURE_COLUMNS,
+                 materialise=True)  # fmt: skip
+    exclude = Stage("exclude", exclude_shared_sources(staging), EXCLUDE_INPUTS)
     return [
         Stage("run columns", with_run_columns(run.load_date, run.run_id), adds=RUN_COLUMNS),
         _langid_stage(plan),
-        Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=True),
-        *([Stage("exclude", exclude_shared_sources, EXCLUDE_INPUTS)] if excluding else []),
-        *_dedup_stages(plan),
+        Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=not signing),
+        *([sign] if signing else []),
+        *([exclude] if excluding else []),
+        *_dedup_stages(plan, staging),
     ]
 
 
@@ -180,23 +202,22 @@ def _output_record(layout: OutputLayout, plan: RunPlan) -> dict[str, Any]:
 def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifest:
     started = time.perf_counter()
     layout = OutputLayout.for_run(plan.output, plan.pipeline.partition_by, run.run_date)
-    with StageRunner(spark, "build") as runner:
-        with runner.step("read"):
-            read = count_read(spark, plan)
-        log.info("read: %s records from %d sources (%.1fs)", f"{sum(read.values()):,}",
-                 len(read), runner.seconds["read"])  # fmt: skip
+    staging = Staging(spark, layout.staging(run.run_id))
+    with StageRunner(spark, "build", staging) as runner:
         if plan.langid is not None and plan.langid_model is not None:
             ship_model(spark, plan.langid_model, plan.langid)
         _log_plan(plan)
-        rows = runner.run(rendered_sources(spark, plan.sources), build_stages(plan, run))
+        rows = runner.run(rendered_sources(spark, plan.sources), build_stages(plan, run, staging))
         with runner.step("count"):
+            read = count_input_rows(rows, plan.sources)
+            log.info("read: %s records from %d sources", f"{sum(read.values()):,}", len(read))
             counts = count_rendered(rows)
             clusters = cluster_summary(rows.transform(accepted_rows)) if plan.dedup else None
             shared_ids = count_shared_ids(rows.transform(accepted_rows).transform(unique_rows))
         log.info(
             "render: %s rows, %s rejected, %s duplicates (%.1fs)", f"{counts.accepted:,}",
             f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}",
-            time.perf_counter() - started - runner.seconds["read"],
+            time.perf_counter() - started,
         )  # fmt: skip
         for name, count in sorted(shared_ids.items()):
             log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
@@ -205,6 +226,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifes
         for path in (layout.data, layout.rejects, layout.duplicates):
             for folder in remove_stale_partitions(spark, path, layout.load_date, run.run_id):
                 log.info("write: removed stale partition %s", folder)
+    staging.remove()
     log.info("write: %s", plan.output)
     written, rejected = _on_disk(spark, layout, run.run_id)
     counted = BuildCounts(read, written, rejected, counts.duplicates, shared_ids, counts.languages)

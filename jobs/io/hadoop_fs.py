@@ -59,3 +59,16 @@ def delete_and_prune(spark: SparkSession, uri: str, stop_at: str) -> None:
             break
         fs.delete(parent, False)
         parent = parent.getParent()
+
+
+def delete(spark: SparkSession, path: str) -> None:
+    """Delete ``path`` (a folder with everything in it); nothing when it does not exist."""
+    fs, hadoop_path = _fs(spark, path)
+    if fs.exists(hadoop_path) and not fs.delete(hadoop_path, True):
+        raise OSError(f"could not delete {path}")
+
+
+def delete_if_empty(spark: SparkSession, path: str) -> None:
+    fs, hadoop_path = _fs(spark, path)
+    if fs.exists(hadoop_path) and len(fs.listStatus(hadoop_path)) == 0:
+        fs.delete(hadoop_path, False)

@@ -11,6 +11,16 @@ from pyspark.sql import functions as F
 from jobs.io import hadoop_fs
 from jobs.layout import LOAD_DATE
 
+# Below this many rows a write task is not worth its own files.
+MIN_ROWS_PER_TASK = 50_000
+
+
+def write_tasks(rows: int, rows_per_file: int, parallelism: int) -> int:
+    """Enough tasks for files of ``rows_per_file``, and at least one per core once there are
+    ``MIN_ROWS_PER_TASK`` rows for each: ``rows_per_file`` alone wrote 250k rows in one task."""
+    by_size = math.ceil(rows / rows_per_file)
+    return max(1, by_size, min(parallelism, rows // MIN_ROWS_PER_TASK))
+
 
 def _layout(
     frame: DataFrame, partition_cols: list[str], rows: int, rows_per_file: int
@@ -18,7 +28,8 @@ def _layout(
     """Range-partition on (partition columns, id): a small partition value lands in one task
     (one file) and a huge one (English at Aya scale) is split over many tasks, instead of
     hash-partitioning it into a single straggler or writing thousands of tiny files."""
-    tasks = max(1, math.ceil(rows / rows_per_file))
+    parallelism = frame.sparkSession.sparkContext.defaultParallelism
+    tasks = write_tasks(rows, rows_per_file, parallelism)
     keys = [*partition_cols, "id"]
     return frame.repartitionByRange(tasks, *[F.col(key) for key in keys]).sortWithinPartitions(
         *keys

@@ -7,7 +7,7 @@ write, so a manifest's reconciliation checks the pipeline rather than restating 
 from __future__ import annotations
 
 from collections import defaultdict
-from functools import reduce
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from pyspark.sql import DataFrame, SparkSession
@@ -15,36 +15,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.window import Window
 
-from jobs.config import RunPlan, SourcePlan
+from jobs.config import SourcePlan
 from jobs.io.outputs import read_back
-from jobs.io.readers import read_source
 from jobs.schema import is_accepted
-
-
-def count_read(spark: SparkSession, plan: RunPlan) -> dict[str, int]:
-    """Input records per source, in one job (no column is read for Parquet)."""
-    frames = [_counted(read_source(spark, source), source) for source in plan.sources]
-    counts = (
-        reduce(DataFrame.unionByName, frames)
-        .groupBy("source")
-        .agg(F.count(F.lit(1)).alias("count"), F.max("_all_fields").alias("_all_fields"))
-        .collect()
-    )
-    found = {row["source"]: int(row["count"]) for row in counts}
-    return {source.name: found.get(source.name, 0) for source in plan.sources}
-
-
-def _counted(frame: DataFrame, source: SourcePlan) -> DataFrame:
-    """One row per record. A SuperNI task file is parsed with its schema: when the count
-    reads no field, Spark parses none, and a file whose fields do not fit the schema would
-    count its instances here and render as one malformed reject. A hash of every field makes
-    the count parse what rendering parses."""
-    every_field = (
-        F.xxhash64(*[F.col(f"`{name}`") for name in frame.columns])
-        if source.format == "superni"
-        else F.lit(0).cast("long")
-    )
-    return frame.select(F.lit(source.name).alias("source"), every_field.alias("_all_fields"))
+from jobs.stages.render import INPUT_ROWS
 
 
 def count_by(frame: DataFrame, *keys: str) -> dict[tuple[Any, ...], int]:
@@ -169,3 +143,11 @@ def count_on_disk(
 
 def per_source(frame: DataFrame) -> dict[str, int]:
     return {key[0]: count for key, count in count_by(frame, "source").items()}
+
+
+def count_input_rows(rows: DataFrame, sources: Sequence[SourcePlan]) -> dict[str, int]:
+    """Input records per source, as the render pass counted them (``_input_rows``, one
+    value per input batch): no second scan of the input."""
+    totals = rows.groupBy("source").agg(F.sum(INPUT_ROWS).alias("read")).collect()
+    found = {row["source"]: int(row["read"] or 0) for row in totals}
+    return {source.name: found.get(source.name, 0) for source in sources}

@@ -6,18 +6,22 @@ only share a template share nothing, and every row rendered from one record stan
 with it.
 
 1. One Arrow pass per record: the normalised content hash, the MinHash signature and the LSH
-   band keys (``udfs.minhash``).
-2. Exact: records with the same hash (in the same scope) form a group; only the group's
-   smallest node goes on to LSH.
-3. LSH: every (band, key) bucket with two or more members gives one edge per member to the
-   bucket's smallest node (a star, never all pairs). An edge is kept only if the Jaccard
-   similarity estimated from the two signatures reaches the threshold, so a chain of weak
-   matches cannot grow one giant cluster.
+   band keys (``udfs.minhash``). With one template per record the build signs its rows while
+   staging them, and a row is its record unless its key repeats: only those are aggregated.
+2. Exact: records with the same hash (in the same scope) form a group, found by a partial
+   aggregation and a join on narrow columns; only the group's smallest node goes on to LSH.
+3. LSH (``jobs.stages.lsh``): every (band, key) bucket with two or more members gives one
+   edge per member to the bucket's smallest node (a star, never all pairs), kept only if the
+   Jaccard similarity estimated from the two signatures reaches the threshold, so a chain of
+   weak matches cannot grow one giant cluster. The signatures are shuffled once.
 4. Connected components of the kept edges (``jobs.stages.components``: large-star /
    small-star in the DataFrame API). A cluster is an exact group or a component of them.
 5. One representative per cluster, chosen from record ids and settings only (smallest id,
    source priority or longest response), so reruns keep the same rows whatever the
    partitioning. ``dup_cluster`` is the cluster's smallest record id.
+
+The records with their signatures, and the decisions, are staged (``jobs.io.staging``): the
+wide texts are never part of a shuffle here.
 """
 
 from __future__ import annotations
@@ -30,11 +34,12 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type
-from pyspark.sql.window import Window
 
 from jobs.config import DedupConfig
+from jobs.io.staging import Staging
 from jobs.schema import RECORD_KEY, is_accepted
 from jobs.stages.components import assign_components, connected_components
+from jobs.stages.lsh import candidate_pairs, null_safe_join, verified_pairs
 from udfs.minhash import MINHASH_TYPE, lsh_params, minhash_batch, minhasher
 
 log = logging.getLogger("instructmill.dedup")
@@ -67,6 +72,14 @@ class DedupPlan:
         return cls(settings, bands, rows, remove_duplicates, decontaminate)
 
 
+SIGNATURE_COLUMNS = ("content_hash", "signature", "band_keys")
+# Columns of a decision beyond DECISION_COLUMNS: whether it differs from a lone row's default.
+RECORD_COLUMNS = ("record_id", "rows")
+# A side table of up to this many rows is sent to every task (a broadcast join), so the wide
+# side of the join is not shuffled; a larger one is joined with a shuffle.
+BROADCAST_ROWS = 200_000
+
+
 def _signature_udf(plan: DedupPlan) -> Callable[..., Column]:
     settings = plan.settings
 
@@ -82,77 +95,138 @@ def _signature_udf(plan: DedupPlan) -> Callable[..., Column]:
     ).asNondeterministic()
 
 
+def with_signatures(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
+    """Rows with ``dedup_text`` -> the same rows with its ``content_hash``, MinHash
+    ``signature`` and LSH ``band_keys`` (one Arrow pass)."""
+    signature = _signature_udf(plan)
+
+    def stage(frame: DataFrame) -> DataFrame:
+        signed = frame.withColumn("_minhash", signature(F.col("dedup_text")))
+        return signed.select(
+            *frame.columns, *[F.col(f"_minhash.{name}").alias(name) for name in SIGNATURE_COLUMNS]
+        )
+
+    return stage
+
+
 def _scope(settings: DedupConfig) -> list[str]:
     return ["language"] if settings.scope == "language" else []
 
 
-def _records(rows: DataFrame) -> DataFrame:
-    """One row per source record. Every row of a record carries the same ``dedup_text``, so
-    the aggregates are choices between equal values, made deterministically."""
+def _heldout(rows: DataFrame) -> Column:
     # Rows that carry no split (a frame built outside the build) are all train.
     heldout = F.col("split") == "heldout" if "split" in rows.columns else F.lit(False)
-    return rows.groupBy(*RECORD_KEY).agg(
-        F.min("dedup_text").alias("dedup_text"),
-        F.min("id").alias("record_id"),
-        F.min("language").alias("language"),
-        F.max(F.length("response")).alias("response_length"),
-        F.max(F.coalesce(heldout, F.lit(False))).alias("heldout"),
+    return F.coalesce(heldout, F.lit(False))
+
+
+def _one_row_each(rows: DataFrame, signed: bool) -> DataFrame:
+    """Rows that are alone in their record, as records: no aggregation, no shuffle."""
+    return rows.select(
+        *RECORD_KEY,
+        "dedup_text",
+        F.col("id").alias("record_id"),
+        "language",
+        F.length("response").alias("response_length"),
+        _heldout(rows).alias("heldout"),
+        F.lit(1).cast("long").alias("rows"),
+        *(SIGNATURE_COLUMNS if signed else ()),
     )
 
 
-def _nodes_and_exact_groups(records: DataFrame, scope: list[str], exact: bool) -> DataFrame:
-    """Records with a 64-bit ``node`` for the graph work and their exact group's root,
-    persisted. Collisions are possible in principle (about n^2 / 2^65), so the salt is raised
-    until every record has its own node: the result depends on the records only. The check
-    is one aggregation over the persisted frame, which the rest of the stage reuses."""
+def _aggregated(rows: DataFrame, signed: bool) -> DataFrame:
+    """One row per source record. Every row of a record carries the same ``dedup_text`` (a
+    repeated key may not: the smallest text wins, with its signature), so the aggregates are
+    choices made deterministically."""
+    text = F.min(F.struct("dedup_text", *(SIGNATURE_COLUMNS if signed else ()))).alias("_text")
+    records = rows.groupBy(*RECORD_KEY).agg(
+        text,
+        F.min("id").alias("record_id"),
+        F.min("language").alias("language"),
+        F.max(F.length("response")).alias("response_length"),
+        F.max(_heldout(rows)).alias("heldout"),
+        F.count(F.lit(1)).alias("rows"),
+    )
+    carried = ["dedup_text", *(SIGNATURE_COLUMNS if signed else ())]
+    return records.select(
+        *RECORD_KEY,
+        *[F.col(f"_text.{name}").alias(name) for name in carried],
+        "record_id", "language", "response_length", "heldout", "rows",
+    )  # fmt: skip
+
+
+def per_record(rows: DataFrame, one_row_per_record: bool, signed: bool) -> DataFrame:
+    """Accepted rows -> one row per source record. With one template per record a record has
+    one row unless its key repeats (a repeated ``id_field`` value): only those few are
+    aggregated, and the wide columns of every other row are never shuffled."""
+    if not one_row_per_record:
+        return _aggregated(rows, signed)
+    repeated = (
+        rows.groupBy(*RECORD_KEY).count().where(F.col("count") > 1).select(*RECORD_KEY).persist()
+    )
+    count = repeated.count()
+    if count == 0:
+        return _one_row_each(rows, signed)
+    if count > BROADCAST_ROWS:
+        return _aggregated(rows, signed)
+    keys = F.broadcast(repeated)
+    return _one_row_each(rows.join(keys, list(RECORD_KEY), "left_anti"), signed).unionByName(
+        _aggregated(rows.join(keys, list(RECORD_KEY), "left_semi"), signed)
+    )
+
+
+def _with_nodes(records: DataFrame, staging: Staging) -> DataFrame:
+    """Records with a 64-bit ``node`` for the graph work, staged. Collisions are possible in
+    principle (about n^2 / 2^65), so the salt is raised until every record has its own node:
+    the result depends on the records only. The check is one aggregation of one column."""
     for salt in range(8):
-        with_node = records.withColumn("node", F.xxhash64(F.lit(salt), *RECORD_KEY))
-        exact_root = F.col("node")
-        if exact:
-            exact_root = F.when(
-                F.col("content_hash").isNotNull(),
-                F.min("node").over(Window.partitionBy("content_hash", *scope)),
-            ).otherwise(F.col("node"))
-        persisted = with_node.withColumn("exact_root", exact_root).persist()
-        counts = persisted.agg(
+        staged = staging.keep(
+            records.withColumn("node", F.xxhash64(F.lit(salt), *RECORD_KEY)), "dedup/records"
+        )
+        counts = staged.agg(
             F.count(F.lit(1)).alias("records"), F.count_distinct("node").alias("nodes")
         ).first()
         if counts is None or counts["records"] == counts["nodes"]:
-            return persisted
-        persisted.unpersist()
+            return staged
         log.warning("dedup: 64-bit node ids collide with salt %d; trying the next", salt)
     raise RuntimeError("dedup: could not give every record its own 64-bit node id")
 
 
-def _matching_fraction(left: str, right: str, num_perm: int) -> Column:
-    equal = F.zip_with(F.col(left), F.col(right), lambda a, b: (a == b).cast("int"))
-    return F.aggregate(equal, F.lit(0), lambda total, x: total + x) / F.lit(num_perm)
+def _exact_roots(records: DataFrame, scope: list[str], exact: bool) -> DataFrame:
+    """``node, exact_root``: the smallest node with the same content hash (in the same scope),
+    from a ``groupBy().agg(min)`` (partial aggregation: one popular text is not one task's
+    work) joined back on narrow columns."""
+    nodes = records.select("node", "content_hash", *scope)
+    if not exact:
+        return nodes.select("node", F.col("node").alias("exact_root"))
+    keys = ["content_hash", *scope]
+    roots = (
+        nodes.where(F.col("content_hash").isNotNull())
+        .groupBy(*keys)
+        .agg(F.min("node").alias("exact_root"))
+    )
+    return null_safe_join(nodes, roots, keys, "left").select(
+        "node", F.coalesce(F.col("exact_root"), F.col("node")).alias("exact_root")
+    )
 
 
-def _lsh_edges(reps: DataFrame, plan: DedupPlan, scope: list[str]) -> DataFrame:
-    """Verified star edges between exact-group representatives."""
-    buckets = reps.select("node", *scope, F.posexplode("band_keys").alias("band", "band_key"))
-    bucket = Window.partitionBy("band", "band_key", *scope)
-    candidates = (
-        buckets.withColumn("root", F.min("node").over(bucket))
-        .where(F.col("node") != F.col("root"))
-        .select(F.col("node").alias("src"), F.col("root").alias("dst"))
-        .distinct()
+def _components(
+    records: DataFrame, roots: DataFrame, plan: DedupPlan, scope: list[str]
+) -> DataFrame:
+    """``exact_root, cluster`` for every exact-group representative with content."""
+    settings = plan.settings
+    reps = roots.where(F.col("node") == F.col("exact_root")).select("node")
+    if not settings.near:
+        return reps.select(F.col("node").alias("exact_root"), F.col("node").alias("cluster"))
+    band_keys = records.select(
+        "node", *scope, F.posexplode("band_keys").alias("band", "band_key")
+    ).join(reps, "node", "left_semi")
+    edges = verified_pairs(
+        candidate_pairs(band_keys, scope), records, settings.num_perm, settings.threshold
     )
-    signatures = reps.select("node", "signature")
-    verified = (
-        candidates.join(
-            signatures.withColumnRenamed("node", "src").withColumnRenamed("signature", "a"),
-            "src",
-        )
-        .join(
-            signatures.withColumnRenamed("node", "dst").withColumnRenamed("signature", "b"),
-            "dst",
-        )
-        .where(_matching_fraction("a", "b", plan.settings.num_perm) >= plan.settings.threshold)
-        .select("src", "dst")
+    found = assign_components(
+        reps, connected_components(edges, checkpoint_every=settings.checkpoint_every)
     )
-    return verified
+    return found.select(F.col("node").alias("exact_root"), F.col("component").alias("cluster"))
 
 
 def _representative_rank(settings: DedupConfig) -> Column:
@@ -173,64 +247,62 @@ def _representative_rank(settings: DedupConfig) -> Column:
     return F.struct(split, F.lit(0).alias("p"), F.col("record_id").alias("r"))
 
 
-def dedup_decisions(rows: DataFrame, plan: DedupPlan) -> DataFrame:
-    """Accepted rows (with ``dedup_text``) -> one decision per source record:
-    ``source, source_key, content_hash, dup_cluster, is_duplicate, contaminates_heldout``."""
+def dedup_decisions(
+    rows: DataFrame,
+    plan: DedupPlan,
+    staging: Staging | None = None,
+    one_row_per_record: bool = False,
+) -> DataFrame:
+    """Accepted rows (with ``dedup_text``, and the signature columns when they were signed
+    already) -> one decision per source record, staged: ``source, source_key, content_hash,
+    dup_cluster, is_duplicate, contaminates_heldout, record_id, rows``."""
     settings = plan.settings
     scope = _scope(settings)
-    signature = _signature_udf(plan)
-    signed = (
-        _records(rows)
-        .withColumn("_minhash", signature(F.col("dedup_text")))
-        .select(
-            *RECORD_KEY,
-            "record_id",
-            "language",
-            "response_length",
-            "heldout",
-            F.col("_minhash.content_hash").alias("content_hash"),
-            F.col("_minhash.signature").alias("signature"),
-            F.col("_minhash.band_keys").alias("band_keys"),
+    staging = staging or Staging(rows.sparkSession, None)
+    signed = all(name in rows.columns for name in SIGNATURE_COLUMNS)
+    records = per_record(rows, one_row_per_record, signed)
+    if not signed:
+        records = records.transform(with_signatures(plan))
+    records = _with_nodes(records.drop("dedup_text"), staging)
+    roots = _exact_roots(records, scope, settings.exact)
+    clustered = (
+        records.select(
+            *RECORD_KEY, "node", "content_hash", "record_id", "response_length", "heldout", "rows"
         )
+        .join(roots, "node")
+        .join(_components(records, roots, plan, scope), "exact_root", "left")
+        .withColumn("cluster", F.coalesce(F.col("cluster"), F.col("node")))
+        .withColumn("rank", _representative_rank(settings))
     )
-    records = _nodes_and_exact_groups(signed, scope, settings.exact)
-    try:
-        reps = records.where(
-            (F.col("node") == F.col("exact_root")) & F.col("content_hash").isNotNull()
-        )
-        if settings.near:
-            edges = _lsh_edges(reps, plan, scope)
-            components = assign_components(
-                reps.select("node"),
-                connected_components(edges, checkpoint_every=settings.checkpoint_every),
-            )
-        else:
-            components = reps.select("node", F.col("node").alias("component"))
-        clustered = records.join(
-            components.select(
-                F.col("node").alias("exact_root"), F.col("component").alias("cluster")
-            ),
-            "exact_root",
-            "left",
-        ).withColumn("cluster", F.coalesce(F.col("cluster"), F.col("node")))
-        clustered = clustered.withColumn("rank", _representative_rank(settings))
-        clusters = clustered.groupBy("cluster").agg(
-            F.min("rank").alias("kept_rank"),
-            F.min("record_id").alias("dup_cluster"),
-            F.max("heldout").alias("has_heldout"),
-        )
-        contaminates = F.lit(plan.decontaminate) & ~F.col("heldout") & F.col("has_heldout")
-        duplicate = F.lit(plan.remove_duplicates) & (F.col("rank") != F.col("kept_rank"))
-        decisions = clustered.join(clusters, "cluster").select(
-            *RECORD_KEY,
-            "content_hash",
-            "dup_cluster",
-            (duplicate & ~contaminates).alias("is_duplicate"),
-            contaminates.alias("contaminates_heldout"),
-        )
-        return decisions.localCheckpoint()
-    finally:
-        records.unpersist()
+    clusters = clustered.groupBy("cluster").agg(
+        F.min("rank").alias("kept_rank"),
+        F.min("record_id").alias("dup_cluster"),
+        F.max("heldout").alias("has_heldout"),
+    )
+    contaminates = F.lit(plan.decontaminate) & ~F.col("heldout") & F.col("has_heldout")
+    duplicate = F.lit(plan.remove_duplicates) & (F.col("rank") != F.col("kept_rank"))
+    decisions = clustered.join(clusters, "cluster").select(
+        *RECORD_KEY,
+        "content_hash",
+        "dup_cluster",
+        (duplicate & ~contaminates).alias("is_duplicate"),
+        contaminates.alias("contaminates_heldout"),
+        *RECORD_COLUMNS,
+    )
+    return staging.keep(decisions, "dedup/decisions")
+
+
+def unusual(decisions: DataFrame) -> DataFrame:
+    """The decisions that differ from a lone row's default (its own id as cluster, its own
+    content hash, kept): duplicates, contaminating rows, clusters led by another record, and
+    records of several rows. With one row per record, these are all a build has to join."""
+    usual = (
+        (F.col("dup_cluster") == F.col("record_id"))
+        & ~F.col("is_duplicate")
+        & ~F.col("contaminates_heldout")
+        & (F.col("rows") == 1)
+    )
+    return decisions.where(~usual)
 
 
 def dedup_stage(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:

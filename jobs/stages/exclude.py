@@ -10,10 +10,14 @@ signatures) and flagged ``contaminates_heldout``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.io.staging import Staging
 from jobs.schema import RECORD_KEY, is_accepted, reject_where
+from jobs.stages.decisions import join_decisions
 from jobs.stages.tag import HELDOUT, TRAIN, match_key
 
 SPLIT_STAGE = "split"
@@ -39,12 +43,20 @@ def shared_source_records(frame: DataFrame) -> DataFrame:
     )
 
 
-def exclude_shared_sources(frame: DataFrame) -> DataFrame:
+def exclude_shared_sources(staging: Staging) -> Callable[[DataFrame], DataFrame]:
     """Train records whose origin datasets meet a held-out record's become rejects
-    (``shares_source_with_heldout``); the detail names the shared origin. ``frame`` is read
-    three times: persist it first."""
-    shared = shared_source_records(frame).localCheckpoint()
-    joined = frame.join(shared, list(RECORD_KEY), "left")
+    (``shares_source_with_heldout``); the detail names the shared origin. The records are
+    found on narrow columns and staged; the rows are then joined with them once."""
+
+    def stage(frame: DataFrame) -> DataFrame:
+        shared = staging.keep(shared_source_records(frame), "shared")
+        joined, _ = join_decisions(frame, shared, staging, "excluded")
+        return _shared_rejects(joined)
+
+    return stage
+
+
+def _shared_rejects(joined: DataFrame) -> DataFrame:
     return reject_where(
         joined,
         F.col("_shared_origin").isNotNull(),

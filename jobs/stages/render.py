@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date
-from functools import reduce
 
 import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
@@ -17,15 +16,31 @@ from jobs.io.readers import read_source
 from jobs.layout import LOAD_DATE
 from udfs.render_batches import RENDER_SCHEMA, RENDER_STAGE, RenderPlan, render_batches
 
-RENDER_STRUCT = from_arrow_schema(RENDER_SCHEMA)
+# Input records of the batch a row was rendered from, on the batch's first row (null on the
+# others): the build's read count, taken from the render pass instead of a second scan.
+INPUT_ROWS = "_input_rows"
+STAGE_SCHEMA = RENDER_SCHEMA.append(pa.field(INPUT_ROWS, pa.int64()))
+RENDER_STRUCT = from_arrow_schema(STAGE_SCHEMA)
+
+
+def _with_input_rows(batch: pa.RecordBatch, records: int) -> pa.RecordBatch:
+    if batch.num_rows == 0 and records:
+        # render_batches yields at least one row per record (a pair or a reject): a batch
+        # without any would lose records silently, so it stops the job instead.
+        raise RuntimeError(f"render produced no rows for a batch of {records} records")
+    counts = pa.array([records][: batch.num_rows] + [None] * (batch.num_rows - 1), pa.int64())
+    return pa.RecordBatch.from_arrays([*batch.columns, counts], schema=STAGE_SCHEMA)
 
 
 def render_stage(plan: RenderPlan) -> Callable[[DataFrame], DataFrame]:
     """``frame.transform(render_stage(plan))``: one row per record and chosen template, with
-    ``reason`` set on rejects. Templates compile once per Python worker (cached in udfs)."""
+    ``reason`` set on rejects, and ``_input_rows``. Templates compile once per Python worker
+    (cached in udfs)."""
 
     def render_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        yield from render_batches(plan, batches)
+        for batch in batches:
+            for rendered in render_batches(plan, [batch]):
+                yield _with_input_rows(rendered, batch.num_rows)
 
     def stage(frame: DataFrame) -> DataFrame:
         return frame.mapInArrow(render_partition, RENDER_STRUCT)
@@ -54,7 +69,16 @@ def rendered_sources(spark: SparkSession, sources: Sequence[SourcePlan]) -> Data
         .transform(with_source_metadata(source))
         for source in sources
     ]
-    return reduce(DataFrame.unionByName, frames)
+    return union_all(frames)
+
+
+def union_all(frames: Sequence[DataFrame]) -> DataFrame:
+    """One frame of many, unioned as a balanced tree: the plan of thousands of sources (FLAN,
+    SuperNI tasks) is log2(n) unions deep instead of n."""
+    if len(frames) == 1:
+        return frames[0]
+    middle = len(frames) // 2
+    return union_all(frames[:middle]).unionByName(union_all(frames[middle:]))
 
 
 def with_run_columns(load_date: date, run_id: str) -> Callable[[DataFrame], DataFrame]:
