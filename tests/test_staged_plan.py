@@ -16,7 +16,7 @@ from jobs.config import DedupConfig
 from jobs.io.staging import Staging
 from jobs.io.writer import write_tasks
 from jobs.stages.decisions import build_dedup_stage
-from jobs.stages.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage, with_signatures
+from jobs.stages.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage, signing_stage
 from jobs.stages.render import INPUT_ROWS, STAGE_SCHEMA, _with_input_rows, union_all
 from tests.test_dedup_stage import BASE, rows
 from udfs.render_batches import RENDER_SCHEMA
@@ -73,7 +73,7 @@ def test_sparse_staged_decisions_equal_the_dense_per_record_path(
     frame = _with_rejects_and_splits(rows(spark, RECORDS))
     dense = _decided(frame.transform(dedup_stage(plan)))
     staging = Staging(spark, str(tmp_path / "_staging" / "run"))
-    signed = staging.keep(frame.transform(with_signatures(plan)), "rows")
+    signed = staging.keep(frame.transform(signing_stage(plan)), "rows")
     sparse = _decided(signed.transform(build_dedup_stage(plan, staging, True)))
     assert sparse == dense
     # The repeated key is one record: both its rows carry the smaller text's decision.

@@ -54,9 +54,9 @@ from jobs.schema import (
 from jobs.stages.decisions import DEDUP_INPUTS, build_dedup_stage
 from jobs.stages.dedup import (
     DECISION_COLUMNS,
-    SIGNATURE_COLUMNS,
+    MINHASH,
     DedupPlan,
-    with_signatures,
+    signing_stage,
     without_dedup,
 )
 from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
@@ -119,20 +119,19 @@ def _dedup_stages(plan: RunPlan, staging: Staging) -> list[Stage]:
 
 
 def build_stages(plan: RunPlan, run: BuildRun, staging: Staging) -> list[Stage]:
-    """The build after reading and rendering, as the design's flow reads: language ID, tag and
-    (with one template per record) signatures, staged: the only pass over the wide rows; then
-    exclude, dedup and decontaminate, each a narrow table applied with a join."""
+    """The build after reading and rendering, as the design's flow reads: (with one template
+    per record) signatures, language ID and tag, staged: the only pass over the wide rows;
+    then exclude, dedup and decontaminate, each a narrow table applied with a join."""
     pipeline = plan.pipeline
     excluding = bool(pipeline.heldout_clusters) and pipeline.exclude_shared_sources
     signing = signs_while_staging(plan)
-    sign = Stage("sign", with_signatures(dedup_plan(plan)), ("dedup_text",), SIGNATURE_COLUMNS,
-                 materialise=True)  # fmt: skip
+    sign = Stage("sign", signing_stage(dedup_plan(plan)), ("dedup_text",), (MINHASH,))
     exclude = Stage("exclude", exclude_shared_sources(staging), EXCLUDE_INPUTS)
     return [
         Stage("run columns", with_run_columns(run.load_date, run.run_id), adds=RUN_COLUMNS),
-        _langid_stage(plan),
-        Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=not signing),
         *([sign] if signing else []),
+        _langid_stage(plan),
+        Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=True),
         *([exclude] if excluding else []),
         *_dedup_stages(plan, staging),
     ]
@@ -189,6 +188,14 @@ def _on_disk(spark: SparkSession, layout: OutputLayout, run_id: str) -> tuple[An
     return written, rejected
 
 
+def _remove_stale(spark: SparkSession, layout: OutputLayout, run_id: str) -> None:
+    if layout.load_date is None:
+        return
+    for path in (layout.data, layout.rejects, layout.duplicates):
+        for folder in remove_stale_partitions(spark, path, layout.load_date, run_id):
+            log.info("write: removed stale partition %s", folder)
+
+
 def _output_record(layout: OutputLayout, plan: RunPlan) -> dict[str, Any]:
     return {
         "data": layout.data,
@@ -222,13 +229,12 @@ def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifes
         for name, count in sorted(shared_ids.items()):
             log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
         _write_outputs(runner, rows, layout, plan, counts)
-    if layout.load_date is not None:
-        for path in (layout.data, layout.rejects, layout.duplicates):
-            for folder in remove_stale_partitions(spark, path, layout.load_date, run.run_id):
-                log.info("write: removed stale partition %s", folder)
-    staging.remove()
-    log.info("write: %s", plan.output)
-    written, rejected = _on_disk(spark, layout, run.run_id)
+        with runner.step("clean up"):
+            _remove_stale(spark, layout, run.run_id)
+            staging.remove()
+        log.info("write: %s", plan.output)
+        with runner.step("count written"):
+            written, rejected = _on_disk(spark, layout, run.run_id)
     counted = BuildCounts(read, written, rejected, counts.duplicates, shared_ids, counts.languages)
     manifest = BuildManifest.of(
         plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),

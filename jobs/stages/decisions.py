@@ -18,9 +18,10 @@ from jobs.schema import RECORD_KEY, is_accepted
 from jobs.stages.dedup import (
     BROADCAST_ROWS,
     DECISION_COLUMNS,
-    SIGNATURE_COLUMNS,
+    MINHASH,
     DedupPlan,
     dedup_decisions,
+    signature_columns,
     unusual,
 )
 
@@ -57,12 +58,12 @@ def apply_decisions(
     joined, _ = join_decisions(frame, table, staging, "decided")
     found = F.coalesce(F.col("_decided"), F.lit(False))
     joined = joined.withColumn("_decided", found)
-    base = [name for name in frame.columns if name not in SIGNATURE_COLUMNS]
+    base = [name for name in frame.columns if name != MINHASH]
     if not sparse:
         return joined.select(*base, *[F.col(f"_d_{name}").alias(name) for name in DECISION_COLUMNS])
     return joined.select(
         *base,
-        _decided("content_hash", F.col("content_hash")),
+        _decided("content_hash", F.col(f"{MINHASH}.content_hash")),
         _decided("dup_cluster", F.col("id")),
         _decided("is_duplicate", F.lit(False)),
         _decided("contaminates_heldout", F.lit(False)),
@@ -78,9 +79,9 @@ def build_dedup_stage(
     reaches an output."""
 
     def stage(frame: DataFrame) -> DataFrame:
-        signed = all(name in frame.columns for name in SIGNATURE_COLUMNS)
+        signed = MINHASH in frame.columns
         inputs = frame.where(is_accepted()).select(
-            *DEDUP_INPUTS, *(SIGNATURE_COLUMNS if signed else ())
+            *DEDUP_INPUTS, *(signature_columns() if signed else ())
         )
         decisions = dedup_decisions(inputs, plan, staging, one_row_per_record)
         sparse = one_row_per_record and signed

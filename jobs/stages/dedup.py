@@ -73,6 +73,8 @@ class DedupPlan:
 
 
 SIGNATURE_COLUMNS = ("content_hash", "signature", "band_keys")
+# The struct of SIGNATURE_COLUMNS a build stages with every row (signing_stage).
+MINHASH = "_minhash"
 # Columns of a decision beyond DECISION_COLUMNS: whether it differs from a lone row's default.
 RECORD_COLUMNS = ("record_id", "rows")
 # A side table of up to this many rows is sent to every task (a broadcast join), so the wide
@@ -80,7 +82,7 @@ RECORD_COLUMNS = ("record_id", "rows")
 BROADCAST_ROWS = 200_000
 
 
-def _signature_udf(plan: DedupPlan) -> Callable[..., Column]:
+def _signature_udf(plan: DedupPlan, deterministic: bool = False) -> Callable[..., Column]:
     settings = plan.settings
 
     def signatures(texts: pa.Array) -> pa.Array:
@@ -89,10 +91,28 @@ def _signature_udf(plan: DedupPlan) -> Callable[..., Column]:
         )
         return minhash_batch(texts, hasher, plan.bands, plan.rows)
 
-    # Non-deterministic only so the optimizer never runs it once per field it feeds.
-    return F.arrow_udf(  # type: ignore[no-any-return]
-        signatures, from_arrow_type(MINHASH_TYPE)
-    ).asNondeterministic()
+    udf = F.arrow_udf(signatures, from_arrow_type(MINHASH_TYPE))
+    # Non-deterministic so the optimizer never runs it once per field it feeds; deterministic
+    # where its struct is only passed on, so it can join another UDF's Python pass.
+    return udf if deterministic else udf.asNondeterministic()  # type: ignore[no-any-return]
+
+
+def signing_stage(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
+    """Rows -> the same rows with ``_minhash`` (``content_hash``, ``signature``,
+    ``band_keys`` of ``dedup_text``). Applied right before language ID, Spark evaluates both
+    UDFs in one Arrow pass (one ``ArrowEvalPython``): the texts cross into Python once.
+    The struct is staged and read back field by field."""
+    signature = _signature_udf(plan, deterministic=True)
+
+    def stage(frame: DataFrame) -> DataFrame:
+        return frame.withColumn(MINHASH, signature(F.col("dedup_text")))
+
+    return stage
+
+
+def signature_columns() -> list[Column]:
+    """The staged ``_minhash`` struct's fields as columns."""
+    return [F.col(f"{MINHASH}.{name}").alias(name) for name in SIGNATURE_COLUMNS]
 
 
 def with_signatures(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
