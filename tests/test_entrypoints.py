@@ -1,5 +1,6 @@
 """The three entry points with the same arguments, run as a user runs them (each launches its
-own JVM), plus a real standalone cluster on loopback through spark-submit."""
+own JVM), plus spark-submit to a real standalone cluster on loopback (two workers, the
+environment shipped as an archive)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pyarrow.dataset as ds
 import pytest
 
-from jobs.dev.local_cluster import standalone_cluster
+from jobs.dev.local_cluster import ClusterProcess, StandaloneCluster, standalone_cluster
 from jobs.io.code_zip import write_code_zip
 from tests.conftest import ROOT
 
@@ -129,10 +133,132 @@ def test_missing_java_fails_with_one_clear_sentence(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and "Py4J" not in done.stderr
 
 
+PACKED_PYTHON = "./env/bin/python"  # relative to each executor's working dir
+RUN_VOLATILE = ("run_id", "load_date")
+
+
+def submit_with_packed_env(
+    cluster: StandaloneCluster, code: Path, env: Path, output: Path, events: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[int, ClusterProcess]]:
+    """The demo through spark-submit as on YARN or Kubernetes: the environment as an archive,
+    our code as --py-files. Returns the run and every cluster process seen while it ran."""
+    confs = {
+        "spark.pyspark.python": PACKED_PYTHON,
+        "spark.pyspark.driver.python": sys.executable,
+        "spark.executor.memory": "1g",
+        "spark.driver.memory": "1g",
+        "spark.sql.shuffle.partitions": "4",
+        # Two executors on one host read each other's shuffle files from disk by default; fetch
+        # them over the network, as executors on two hosts do.
+        "spark.shuffle.readHostLocalDisk": "false",
+        "spark.eventLog.enabled": "true",
+        "spark.eventLog.dir": events.as_uri(),
+        "spark.eventLog.compress": "false",
+        "spark.eventLog.rolling.enabled": "false",
+    }
+    command = [
+        str(VENV_BIN / "spark-submit"), "--master", cluster.url, "--deploy-mode", "client",
+        "--archives", f"{env}#env", "--py-files", str(code),
+        *[word for item in confs.items() for word in ("--conf", "=".join(item))],
+        "--driver-java-options", LOG4J,
+        "jobs/build.py", "--conf", str(DEMO_CONF), "--output", str(output),
+    ]  # fmt: skip
+    seen: dict[int, ClusterProcess] = {}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=spark_submit_env(), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 1200
+    while True:
+        try:
+            stdout, stderr = process.communicate(timeout=0.5)
+            break
+        except subprocess.TimeoutExpired:
+            seen.update((p.pid, p) for p in cluster.processes())
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr), seen
+
+
+def output_rows(output: Path, folder: str) -> list[dict[str, Any]]:
+    """Every row but its run-volatile columns, in a fixed order."""
+    table = ds.dataset(output / folder, partitioning="hive").to_table()
+    rows = table.drop_columns(list(RUN_VOLATILE)).to_pylist()
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True, default=str))
+
+
+def task_metrics(events: Path) -> tuple[Counter[str], int, int]:
+    """Tasks per executor, and the shuffle blocks and bytes read from another executor."""
+    (log,) = events.iterdir()
+    tasks: Counter[str] = Counter()
+    remote_blocks = remote_bytes = 0
+    with log.open() as lines:
+        for line in lines:
+            event = json.loads(line)
+            if event["Event"] != "SparkListenerTaskEnd":
+                continue
+            tasks[event["Task Info"]["Executor ID"]] += 1
+            read = (event.get("Task Metrics") or {}).get("Shuffle Read Metrics", {})
+            remote_blocks += read.get("Remote Blocks Fetched", 0)
+            remote_bytes += read.get("Remote Bytes Read", 0)
+    return tasks, remote_blocks, remote_bytes
+
+
+def check_packed_python(executors: list[Path], seen: dict[int, ClusterProcess]) -> None:
+    """Each executor ran ./env/bin/python from its unpacked archive, with the archive's
+    libraries, and no Python process of the cluster loaded anything from our .venv."""
+    pythons = [p for p in seen.values() if "python" in Path(p.argv[0]).name]
+    for executor in executors:
+        mine = [p for p in pythons if p.cwd == executor]
+        assert mine, f"no Python process in {executor}; seen: {[p.argv for p in seen.values()]}"
+        assert {p.argv[0] for p in mine} == {PACKED_PYTHON}, [p.argv for p in mine]
+        packed = str(executor / "env" / "lib") + "/"
+        assert any(lib.startswith(packed) for p in mine for lib in p.libraries), (
+            f"no library loaded from {packed}: {sorted({lib for p in mine for lib in p.libraries})}"
+        )
+    venv = str(Path(sys.prefix).resolve()) + "/"
+    assert not [lib for p in pythons for lib in p.libraries if lib.startswith(venv)]
+
+
 @pytest.mark.cluster
-def test_spark_submit_to_a_standalone_cluster(tmp_path: Path) -> None:
-    archive = write_code_zip(ROOT, tmp_path / "instructmill.zip")
-    with standalone_cluster(cores=2, memory="1g") as master:
-        done = spark_submit(master, archive, tmp_path / "out", "spark.executor.memory=1g")
-    manifest = check_demo_output(tmp_path / "out", done)
-    assert manifest["spark"]["master"] == master
+def test_two_worker_cluster_with_a_packed_env_writes_local_modes_rows(
+    spark: Any, tmp_path: Path, report: Any
+) -> None:
+    """Master and two workers on loopback (separate JVMs), the environment shipped with
+    --archives as on YARN/Kubernetes: the same rows and rejects as local mode, both executors
+    ran tasks, shuffle blocks crossed between them, and the executors ran the packed Python."""
+    from jobs.commands.build import run_build, run_context
+    from jobs.config import load_plan
+    from jobs.dev.env_pack import ensure_env_archive
+
+    started = time.monotonic()
+    env = ensure_env_archive()  # dist/instructmill-env.tar.gz, rebuilt only when out of date
+    code = write_code_zip(ROOT, tmp_path / "instructmill.zip")
+    events = tmp_path / "events"
+    events.mkdir()
+    packed = time.monotonic()
+    with standalone_cluster(workers=2, cores=1, memory="1g") as cluster:
+        done, seen = submit_with_packed_env(cluster, code, env, tmp_path / "cluster", events)
+        executors = cluster.executor_dirs()
+        assert len(executors) == 2 and {e.parents[2] for e in executors} == set(cluster.workers)
+        check_packed_python(executors, seen)
+    manifest = check_demo_output(tmp_path / "cluster", done)
+    assert manifest["spark"]["master"] == cluster.url
+
+    tasks, remote_blocks, remote_bytes = task_metrics(events)
+    assert len(tasks) == 2 and min(tasks.values()) > 0, tasks
+    assert remote_blocks > 0 and remote_bytes > 0
+
+    on_cluster = time.monotonic()
+    local = tmp_path / "local"
+    plan = load_plan(DEMO_CONF, output_override=str(local))
+    run_build(spark, plan, run_context(plan, None))
+    for folder in ("data", "rejects"):
+        assert output_rows(tmp_path / "cluster", folder) == output_rows(local, folder), folder
+    report(
+        f"two-worker cluster, packed env: tasks per executor {dict(sorted(tasks.items()))}, "
+        f"{remote_blocks} shuffle blocks ({remote_bytes / 1024:.0f} KiB) fetched from the other "
+        f"executor; env archive {packed - started:.0f}s, cluster build "
+        f"{on_cluster - packed:.0f}s, local build {time.monotonic() - on_cluster:.0f}s"
+    )
