@@ -83,7 +83,7 @@ def model(scale: dict[str, Any], records: int, text_bytes: int) -> dict[str, Any
 def table(result: dict[str, Any]) -> str:
     lines = [
         "| stage | core-µs per record (measured) | scales with | core-hours at "
-        f"{result['projected_records']:,} | shuffle B/record | shuffle TB |",
+        f"{result['projected_records']:,} | shuffle written + read B/record | shuffle TB |",
         "|---|---|---|---|---|---|",
     ]
     for row in result["stages"]:
