@@ -20,6 +20,7 @@ from datetime import date
 
 from jobs.commands.build import build_command
 from jobs.commands.check import check_command
+from jobs.commands.decontaminate import decontaminate_command
 from jobs.commands.dedup import dedup_command
 from jobs.commands.mix import mix_command
 
@@ -48,6 +49,18 @@ def _dedup(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=dedup_command)
 
 
+def _decontaminate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, help="a build output folder (holds data/)")
+    parser.add_argument("--output", required=True, help="where the decontaminated copy goes")
+    parser.add_argument(
+        "--conf",
+        required=True,
+        help="YAML with the settings (a pipeline conf's `decontamination:` or the mapping)",
+    )
+    parser.add_argument("--master", help=MASTER_HELP)
+    parser.set_defaults(handler=decontaminate_command)
+
+
 def _mix(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--conf", required=True, help="mixture YAML (caps, groups, languages...)")
     parser.add_argument("--input", required=True, help="a build output folder (holds data/)")
@@ -65,6 +78,10 @@ def _check(parser: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "build": ("render every source and write partitioned Parquet", _build),
     "dedup": ("deduplicate an existing build output again", _dedup),
+    "decontaminate": (
+        "remove train records overlapping benchmarks from an existing build output",
+        _decontaminate,
+    ),
     "mix": ("sample a mixture (caps, group weights, languages) of a build output", _mix),
     "check": ("validate the config and compile every template", _check),
 }

@@ -79,7 +79,8 @@ OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
         T.StringType(),
         True,
         "the record's own text that dedup compares: the values its templates insert "
-        "(or the source's dedup_fields); lets `instructmill dedup` rerun on this output",
+        "(or the source's dedup_fields), fields separated by U+001E; lets `instructmill "
+        "dedup` and `decontaminate` rerun on this output",
     ),
     (
         "content_hash",

@@ -105,6 +105,9 @@ def test_the_demo_build_reads_like_the_design_flow() -> None:
     staging = Staging(None, "/nonexistent/_staging/run")  # type: ignore[arg-type]
     stages = build_stages(plan, run_context(plan, None), staging)
     names = [stage.name for stage in stages]
-    assert names == ["run columns", "sign", "langid", "tag", "exclude", "dedup", "decontaminate"]
+    assert names == [
+        "run columns", "sign", "langid", "tag", "keys", "exclude", "decontaminate", "dedup",
+        "held-out near-duplicates", "exact repeats",
+    ]  # fmt: skip
     # The wide rows are staged once, after the last stage that adds to them.
     assert [stage.name for stage in stages if stage.materialise] == ["tag"]

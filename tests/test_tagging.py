@@ -119,7 +119,8 @@ def test_exclusion_and_decontamination_remove_exactly_the_right_rows(heldout_bui
     by_reason: dict[str, set[str]] = {}
     for row in rejects:
         by_reason.setdefault(row["reason"], set()).add(row["source_key"])
-        assert row["stage"] == "split" and row["detail"]
+        stage = "split" if row["reason"] == "shares_source_with_heldout" else "decontamination"
+        assert row["stage"] == stage and row["detail"]
     assert by_reason == {
         "shares_source_with_heldout": {"s1", "s2"},
         "contaminates_heldout": {"t_exact", "t_near"},

@@ -55,6 +55,7 @@ from udfs.shingles import (
     normalise_for_dedup,
     shingle_hash,
     shingle_spans,
+    text_groups,
 )
 
 if TYPE_CHECKING:
@@ -119,18 +120,6 @@ def _permutations(num_perm: int, seed: int, scheme: Scheme) -> tuple[np.ndarray,
     return a, b
 
 
-def _text_groups(normalised: Sequence[str]) -> list[slice]:
-    """Consecutive slices of the batch of about GROUP_CODE_POINTS each (a long text alone)."""
-    groups, start, size = [], 0, 0
-    for index, text in enumerate(normalised):
-        if size and size + len(text) > GROUP_CODE_POINTS:
-            groups.append(slice(start, index))
-            start, size = index, 0
-        size += len(text)
-    groups.append(slice(start, len(normalised)))
-    return groups
-
-
 @dataclass(frozen=True)
 class MinHasher:
     """MinHash over shingles, identical to ``datasketch.MinHash(num_perm, seed,
@@ -167,7 +156,7 @@ class MinHasher:
     def signatures_of_normalised(self, normalised: Sequence[str]) -> np.ndarray:
         """:meth:`signatures` of texts already passed through :func:`normalise_for_dedup`."""
         result = np.full((len(normalised), self.num_perm), MAX_HASH, dtype=np.uint32)
-        for group in _text_groups(normalised):
+        for group in text_groups(normalised, GROUP_CODE_POINTS):
             spans = shingle_spans(normalised[group], self.word_ngram, self.char_ngram)
             result[group] = self._minima(spans.hashes(), spans.counts)
         return result

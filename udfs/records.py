@@ -15,6 +15,10 @@ FIELD_TYPES = ("string", "int", "float", "bool", "list", "struct")
 _INTEGER = re.compile(r"\s*[-+]?\d+\s*")
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
+# Between the fields of a record's ``dedup_text``: dedup compares fields one by one, and the
+# dedup normal form reads it as whitespace (str.split does), so hashes and signatures of the
+# whole text are as if the fields were joined by a space.
+FIELD_SEPARATOR = "\x1e"
 
 
 class RecordError(Exception):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from udfs.records import (
+    FIELD_SEPARATOR,
     RecordError,
     apply_renames,
     canonical_json,
@@ -206,6 +207,13 @@ def _content(record: dict[str, Any], fields: list[str]) -> str | None:
     return "\n".join(parts) or None
 
 
+def _dedup_content(record: dict[str, Any], fields: list[str]) -> str | None:
+    """:func:`_content`, with the fields told apart by FIELD_SEPARATOR (dedup compares them
+    one by one); the parts of one list field stay joined by newlines."""
+    texts = [_content(record, [name]) for name in fields]
+    return FIELD_SEPARATOR.join(text for text in texts if text is not None) or None
+
+
 @dataclass
 class _Prepared:
     key: str
@@ -278,7 +286,7 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
     for row in rows:
         prepared = _prepare(plan, row)
         dedup_text = (
-            _content(prepared.record, dedup_fields) if prepared.record is not None else None
+            _dedup_content(prepared.record, dedup_fields) if prepared.record is not None else None
         )
         chosen = choose_templates(
             plan.seed, plan.source, prepared.key, template_ids, plan.templates_per_record

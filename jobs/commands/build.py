@@ -52,6 +52,11 @@ from jobs.schema import (
     unique_rows,
 )
 from jobs.stages.decisions import DEDUP_INPUTS, build_dedup_stage
+from jobs.stages.decontaminate import (
+    DECONTAMINATION_INPUTS,
+    Decontamination,
+    DecontaminationPlan,
+)
 from jobs.stages.dedup import (
     DECISION_COLUMNS,
     MINHASH,
@@ -63,6 +68,7 @@ from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
 from jobs.stages.langid import OUTPUT_FIELDS as LANGID_COLUMNS
 from jobs.stages.langid import langid_stage, ship_model, without_langid
 from jobs.stages.render import rendered_sources, with_run_columns
+from jobs.stages.repeats import REPEAT, DistinctKeys, without_repeats
 from jobs.stages.tag import TagPlan, tag_stage
 from udfs.records import stable_hash
 
@@ -74,6 +80,7 @@ LANGID_INPUTS = ("instruction", "response", "content", "target_content", "langua
 TAG_INPUTS = ("source", "task", "categories", "origins")
 TAG_COLUMNS = ("task_cluster", "split")
 EXCLUDE_INPUTS = ("origins", "split")
+REPEAT_INPUTS = ("source", "source_key", "id", "template_id", "dedup_text")
 
 
 def run_context(plan: RunPlan, run_date: date | None) -> BuildRun:
@@ -112,17 +119,34 @@ def _dedup_stages(plan: RunPlan, staging: Staging) -> list[Stage]:
     if not plan.clustering:
         return [Stage("dedup (off)", without_dedup, adds=DECISION_COLUMNS)]
     dedup = build_dedup_stage(dedup_plan(plan), staging, plan.templates_per_record == 1)
+    near = Stage("held-out near-duplicates", contamination_rejects, ("contaminates_heldout",))
     return [
         Stage("dedup", dedup, DEDUP_INPUTS, DECISION_COLUMNS),
-        Stage("decontaminate", contamination_rejects, ("contaminates_heldout",)),
+        *([near] if plan.decontaminating else []),
     ]
 
 
-def build_stages(plan: RunPlan, run: BuildRun, staging: Staging) -> list[Stage]:
+def decontamination(plan: RunPlan, staging: Staging) -> Decontamination | None:
+    """The n-gram check, when there is something to check against."""
+    settings = plan.decontamination
+    if settings is None or not plan.checks_ngrams:
+        return None
+    heldout = settings.heldout and bool(plan.pipeline.heldout_clusters)
+    return Decontamination(DecontaminationPlan(settings, plan.benchmarks, heldout), staging)
+
+
+def build_stages(
+    plan: RunPlan,
+    run: BuildRun,
+    staging: Staging,
+    decontaminating: Decontamination | None = None,
+    keys: DistinctKeys | None = None,
+) -> list[Stage]:
     """The build after reading and rendering, as the design's flow reads: (with one template
     per record) signatures, language ID and tag, staged: the only pass over the wide rows;
-    then exclude, dedup and decontaminate, each a narrow table applied with a join."""
+    then exclude, decontaminate and dedup, each a narrow table applied with a join."""
     pipeline = plan.pipeline
+    decontaminating = decontaminating or decontamination(plan, staging)
     excluding = bool(pipeline.heldout_clusters) and pipeline.exclude_shared_sources
     signing = signs_while_staging(plan)
     sign = Stage("sign", signing_stage(dedup_plan(plan)), ("dedup_text",), (MINHASH,))
@@ -132,8 +156,15 @@ def build_stages(plan: RunPlan, run: BuildRun, staging: Staging) -> list[Stage]:
         *([sign] if signing else []),
         _langid_stage(plan),
         Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=True),
+        Stage("keys", (keys or DistinctKeys(staging)).stage, REPEAT_INPUTS, (REPEAT,)),
         *([exclude] if excluding else []),
+        *(
+            [Stage("decontaminate", decontaminating.stage, DECONTAMINATION_INPUTS)]
+            if decontaminating is not None
+            else []
+        ),
         *_dedup_stages(plan, staging),
+        Stage("exact repeats", without_repeats, (REPEAT, "is_duplicate")),
     ]
 
 
@@ -214,8 +245,13 @@ def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifes
         if plan.langid is not None and plan.langid_model is not None:
             ship_model(spark, plan.langid_model, plan.langid)
         _log_plan(plan)
-        rows = runner.run(rendered_sources(spark, plan.sources), build_stages(plan, run, staging))
+        checks = decontamination(plan, staging)
+        keys = DistinctKeys(staging)
+        stages = build_stages(plan, run, staging, checks, keys)
+        rows = runner.run(rendered_sources(spark, plan.sources), stages)
         with runner.step("count"):
+            found = checks.report() if checks is not None else None
+            repeated = keys.report()
             read = count_input_rows(rows, plan.sources)
             log.info("read: %s records from %d sources", f"{sum(read.values()):,}", len(read))
             counts = count_rendered(rows)
@@ -226,6 +262,12 @@ def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifes
             f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}",
             time.perf_counter() - started,
         )  # fmt: skip
+        for name, entry in repeated.items():
+            log.warning(
+                "render: %s: %s keys repeat (%s with several texts, told apart by content), "
+                "e.g. %s", name, f"{entry['keys']:,}", f"{entry['keys_with_several_texts']:,}",
+                ", ".join(entry["examples"][:3]),
+            )  # fmt: skip
         for name, count in sorted(shared_ids.items()):
             log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
         _write_outputs(runner, rows, layout, plan, counts)
@@ -238,6 +280,7 @@ def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifes
     counted = BuildCounts(read, written, rejected, counts.duplicates, shared_ids, counts.languages)
     manifest = BuildManifest.of(
         plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),
+        decontamination=found, repeated_ids=repeated,
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3), spark=_spark_record(spark),
     )  # fmt: skip

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from jobs.layout import DEFAULT_PARTITION_BY
 from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
@@ -179,6 +186,9 @@ class DedupConfig(Strict):
     word_ngram: int = Field(default=5, ge=1, le=32)
     char_ngram: int = Field(default=5, ge=1, le=32)
     scope: Literal["global", "language"] = "global"
+    # fields: a near-duplicate pair must match field by field (a shared passage alone does not
+    # make two questions one record); whole: the record's fields joined, as one text.
+    match: Literal["fields", "whole"] = "fields"
     representative: Literal["smallest_id", "source_priority", "longest_response"] = "smallest_id"
     source_priority: list[str] = Field(default_factory=list)  # first wins
     write_duplicates: bool = False  # also write removed rows to duplicates/ for audit
@@ -193,6 +203,55 @@ class DedupConfig(Strict):
             )
         if len(set(value)) != len(value):
             raise ValueError("a source is listed twice")
+        return value
+
+
+class BenchmarkRef(Strict):
+    """An evaluation set the user supplies: train records that overlap it are removed."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    path: str | list[str]  # relative to the pipeline file; globs allowed
+    format: Literal["jsonl", "parquet", "csv", "superni"]
+    id_field: str | None = None  # default: a hash of the item's content
+    fields: list[str] = Field(min_length=1)  # the texts to check against
+    csv: CsvOptions | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _distinct_fields(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a field is listed twice")
+        return value
+
+
+class DecontaminationConfig(Strict):
+    """N-gram overlap between train records and held-out rows or benchmark items (GPT-3 and
+    NeMo Curator use 13-grams). Texts are compared in the dedup normal form with punctuation
+    runs as spaces."""
+
+    ngram: int = Field(default=13, ge=3, le=64)  # word n-grams
+    # Scripts written without spaces (Chinese, Japanese, Thai...) are cut into characters.
+    char_ngram: int = Field(default=13, ge=3, le=64)
+    # A held-out or benchmark text with fewer tokens is not checked: containing "Paris" or
+    # "yes" is chance, not contamination. Texts between min_tokens and ngram count when a
+    # train text contains all of them.
+    min_tokens: int = Field(default=5, ge=1, le=64)
+    # n-grams found in more benchmark (or held-out) items than this are boilerplate.
+    max_item_frequency: int = Field(default=10, ge=1)
+    heldout: bool = True  # check train records against this build's held-out rows
+    # The dedup rule too: a train record in a near-duplicate cluster with a held-out record.
+    near_duplicates: bool = True
+    # Up to this many distinct held-out n-grams are sent to every task; more are joined with
+    # the train n-grams by hash (a shuffle, linear in the train n-grams).
+    broadcast_ngrams: int = Field(default=20_000_000, ge=0)
+    benchmarks: list[BenchmarkRef] = Field(default_factory=list)
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _unique_names(cls, value: list[BenchmarkRef]) -> list[BenchmarkRef]:
+        names = [benchmark.name for benchmark in value]
+        if len(set(names)) != len(names):
+            raise ValueError("two benchmarks have the same name")
         return value
 
 
@@ -215,9 +274,12 @@ class PipelineConfig(Strict):
     heldout_clusters: list[str] = Field(default_factory=list)
     # Remove train records that share an origin dataset with held-out ones.
     exclude_shared_sources: bool = True
-    # Remove train records whose content is a (near-)duplicate of a held-out record: the dedup
-    # settings decide what a near-duplicate is, and run for this even with dedup disabled.
+    # Shorthand: false turns every check of the decontamination section off.
     decontaminate: bool = True
+    # Train records that share an n-gram with a held-out row or a benchmark item are removed,
+    # and (near_duplicates) those in a dedup cluster with a held-out record, found with the
+    # dedup settings even when dedup is disabled.
+    decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
 
     @field_validator("partition_by")
     @classmethod
@@ -225,3 +287,12 @@ class PipelineConfig(Strict):
         if len(set(value)) != len(value):
             raise ValueError("a column is listed twice")
         return value
+
+    @model_validator(mode="after")
+    def _shorthand_agrees(self) -> PipelineConfig:
+        if not self.decontaminate and "decontamination" in self.model_fields_set:
+            raise ValueError(
+                "decontaminate: false turns decontamination off; remove it or the "
+                "decontamination section"
+            )
+        return self

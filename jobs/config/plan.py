@@ -8,10 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jobs.config.benchmarks import BenchmarkPlan, benchmark_plans
 from jobs.config.langid_model import langid_model, langid_settings
 from jobs.config.loading import ConfigError, load_model, load_yaml, validate
 from jobs.config.mixture import MixtureConfig
-from jobs.config.models import CsvOptions, DatasetRegistry, DedupConfig, PipelineConfig
+from jobs.config.models import (
+    CsvOptions,
+    DatasetRegistry,
+    DecontaminationConfig,
+    DedupConfig,
+    PipelineConfig,
+)
 from jobs.config.sources import (
     check_taxonomy_names,
     expand_local,
@@ -56,6 +63,7 @@ class RunPlan:
     taxonomy: Taxonomy
     langid: LangIdSettings | None = None  # None: language ID is off
     langid_model: str | None = None  # the model file on the driver, shipped with SparkFiles
+    benchmarks: tuple[BenchmarkPlan, ...] = ()
 
     @property
     def templates_per_record(self) -> int | None:
@@ -79,8 +87,23 @@ class RunPlan:
         return self.pipeline.dedup if self.pipeline.dedup.enabled else None
 
     @property
+    def decontamination(self) -> DecontaminationConfig | None:
+        """The decontamination settings, or None when ``decontaminate: false``."""
+        return self.pipeline.decontamination if self.pipeline.decontaminate else None
+
+    @property
     def decontaminating(self) -> bool:
-        return bool(self.pipeline.heldout_clusters) and self.pipeline.decontaminate
+        """Whether dedup flags train records in a cluster with a held-out record."""
+        settings = self.decontamination
+        return bool(self.pipeline.heldout_clusters) and bool(settings and settings.near_duplicates)
+
+    @property
+    def checks_ngrams(self) -> bool:
+        """Whether train records are checked for n-grams of held-out rows or benchmarks."""
+        settings = self.decontamination
+        if settings is None:
+            return False
+        return bool(self.benchmarks) or (settings.heldout and bool(self.pipeline.heldout_clusters))
 
     @property
     def clustering(self) -> bool:
@@ -223,6 +246,7 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
         taxonomy=taxonomy,
         langid=None if model is None else langid_settings(pipeline.langid, model),
         langid_model=model,
+        benchmarks=benchmark_plans(file, list(pipeline.decontamination.benchmarks)),
     )
 
 
@@ -230,12 +254,41 @@ def load_dedup_config(conf_file: str | Path) -> DedupConfig:
     """The settings of ``instructmill dedup``: a pipeline conf's ``dedup:`` section, or a file
     holding just that mapping."""
     file = Path(conf_file).resolve()
-    data = load_yaml(file, "dedup config")
-    if "dedup" in data:
-        data = data["dedup"]
+    return validate(file, DedupConfig, _section(file, "dedup"))
+
+
+def _section(file: Path, key: str) -> dict[str, Any]:
+    """A pipeline file's ``key:`` section, or the file's whole mapping."""
+    data = load_yaml(file, f"{key} config")
+    if key in data:
+        data = data[key]
         if not isinstance(data, dict):
-            raise ConfigError(f"{file}: dedup: expected a mapping of dedup settings")
-    return validate(file, DedupConfig, data)
+            raise ConfigError(f"{file}: {key}: expected a mapping of {key} settings")
+    return data
+
+
+@dataclass(frozen=True)
+class DecontaminationRun:
+    """The settings of ``instructmill decontaminate``, with its benchmarks resolved."""
+
+    config: DecontaminationConfig
+    benchmarks: tuple[BenchmarkPlan, ...]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **self.config.model_dump(mode="json"),
+            "resolved_paths": {b.name: list(b.paths) for b in self.benchmarks},
+        }
+
+
+def load_decontamination_config(conf_file: str | Path) -> DecontaminationRun:
+    """A pipeline conf's ``decontamination:`` section, or a file holding just that mapping;
+    benchmark paths are relative to that file."""
+    file = Path(conf_file).resolve()
+    config = validate(file, DecontaminationConfig, _section(file, "decontamination"))
+    if not config.benchmarks and not config.heldout:
+        raise ConfigError(f"{file}: decontamination: nothing to check (no benchmarks, heldout off)")
+    return DecontaminationRun(config, benchmark_plans(file, list(config.benchmarks)))
 
 
 def load_mixture_config(conf_file: str | Path) -> MixtureConfig:

@@ -14,6 +14,7 @@ from udfs.language_codes import UNDETERMINED
 from udfs.taxonomy import UNASSIGNED
 
 Counts = dict[tuple[Any, ...], int]
+CONTAMINATION_REASONS = ("contaminates_heldout", "contaminates_benchmark")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class SourceCounts:
     def reconciled(self) -> bool:
         return self.rows == self.written + self.rejected + self.duplicates
 
+    @property
+    def contaminated(self) -> int:
+        """Rows removed for held-out or benchmark contamination (they are rejects)."""
+        reasons = self.rejected_by_reason
+        return sum(reasons.get(reason, 0) for reason in CONTAMINATION_REASONS)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "read": self.read,
@@ -69,6 +76,7 @@ class SourceCounts:
             "rejected": self.rejected,
             "rejected_by_reason": self.rejected_by_reason,
             "duplicates": self.duplicates,
+            "contaminated": self.contaminated,
             "shared_ids": self.shared_ids,
             "task_clusters": self.task_clusters,
             "unassigned": self.unassigned,
@@ -148,7 +156,8 @@ class BuildCounts:
         )
 
 
-_SUMMED = ("read", "rows", "written", "rejected", "duplicates", "shared_ids", "unassigned")
+_SUMMED = ("read", "rows", "written", "rejected", "duplicates", "contaminated", "shared_ids",
+           "unassigned")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,10 @@ class BuildManifest:
     config: dict[str, Any]
     sources: dict[str, SourceCounts]
     clusters: dict[str, Any] | None = None  # dedup's cluster sizes, when dedup ran
+    # What the n-gram check found: per reference set, and the source x set matrix.
+    decontamination: dict[str, Any] | None = None
+    # Sources whose record keys repeat: how often, and the first keys.
+    repeated_ids: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, plan: RunPlan, counts: BuildCounts, **run: Any) -> BuildManifest:
@@ -208,17 +221,21 @@ class BuildManifest:
         }
         if self.clusters is not None:
             document["dedup_clusters"] = self.clusters
+        if self.decontamination is not None:
+            document["decontamination"] = self.decontamination
+        document["repeated_ids"] = self.repeated_ids or {}
         return document
 
     def summary_table(self) -> str:
         headers = (
-            "source", "read", "rows", "written", "rejected", "duplicates", "ok", "heldout",
+            "source", "read", "rows", "written", "rejected", "duplicates", "contaminated", "ok",
+            "heldout",
             "unassigned", "lang mismatch", "top reject",
         )  # fmt: skip
         body = [_summary_row(name, entry) for name, entry in self.sources.items()]
         totals = self.totals()
         footer = (
-            "TOTAL", *[totals[key] for key in _SUMMED[:5]],
+            "TOTAL", *[totals[key] for key in _SUMMED[:6]],
             "yes" if totals["reconciled"] else "NO", totals["splits"].get("heldout", 0),
             totals["unassigned"],
             sum(entry.langid["mismatched"] for entry in self.sources.values()), "",
@@ -231,6 +248,7 @@ def _summary_row(name: str, entry: SourceCounts) -> tuple[Any, ...]:
     top = max(reasons.items(), key=lambda kv: kv[1]) if reasons else None
     return (
         name, entry.read, entry.rows, entry.written, entry.rejected, entry.duplicates,
-        "yes" if entry.reconciled else "NO", entry.splits.get("heldout", 0), entry.unassigned,
+        entry.contaminated, "yes" if entry.reconciled else "NO", entry.splits.get("heldout", 0),
+        entry.unassigned,
         entry.langid["mismatched"], f"{top[0]} ({top[1]})" if top else "",
     )  # fmt: skip

@@ -25,18 +25,19 @@ from jobs.stages.dedup import (
     unusual,
 )
 
+# Set on a row that repeats another row of its record (jobs.stages.repeats).
+REPEAT = "_repeat"
 # What dedup reads of a row: the record, its text, and what the representative rule ranks by.
 DEDUP_INPUTS = (*RECORD_KEY, "id", "dedup_text", "language", "response", "split")
 
 
-def join_decisions(
-    frame: DataFrame, table: DataFrame, staging: Staging, name: str
-) -> tuple[DataFrame, bool]:
-    """``frame`` left-joined with ``table`` on the record key; whether it was broadcast (else
-    the joined rows were staged under ``name``). ``table`` is staged: its count is cheap."""
+def join_decisions(frame: DataFrame, table: DataFrame, staging: Staging, name: str) -> DataFrame:
+    """``frame`` left-joined with ``table`` on the record key: broadcast when the table is
+    small, else joined with a shuffle and staged under ``name``. ``table`` is staged: its
+    count is cheap."""
     if table.count() <= BROADCAST_ROWS:
-        return frame.join(F.broadcast(table), list(RECORD_KEY), "left"), True
-    return staging.keep(frame.join(table, list(RECORD_KEY), "left"), name), False
+        return frame.join(F.broadcast(table), list(RECORD_KEY), "left")
+    return staging.keep(frame.join(table, list(RECORD_KEY), "left"), name)
 
 
 def _decided(name: str, default: Column) -> Column:
@@ -55,7 +56,7 @@ def apply_decisions(
         F.lit(True).alias("_decided"),
         *[F.col(name).alias(f"_d_{name}") for name in DECISION_COLUMNS],
     )
-    joined, _ = join_decisions(frame, table, staging, "decided")
+    joined = join_decisions(frame, table, staging, "decided")
     found = F.coalesce(F.col("_decided"), F.lit(False))
     joined = joined.withColumn("_decided", found)
     base = [name for name in frame.columns if name != MINHASH]
@@ -80,7 +81,9 @@ def build_dedup_stage(
 
     def stage(frame: DataFrame) -> DataFrame:
         signed = MINHASH in frame.columns
-        inputs = frame.where(is_accepted()).select(
+        # An exact repeat of a row (same record, same template) is removed with it.
+        repeat = F.col(REPEAT) if REPEAT in frame.columns else F.lit(False)
+        inputs = frame.where(is_accepted() & ~repeat).select(
             *DEDUP_INPUTS, *(signature_columns() if signed else ())
         )
         decisions = dedup_decisions(inputs, plan, staging, one_row_per_record)

@@ -21,6 +21,7 @@ from jobs.stages.decisions import join_decisions
 from jobs.stages.tag import HELDOUT, TRAIN, match_key
 
 SPLIT_STAGE = "split"
+DECONTAMINATION_STAGE = "decontamination"
 SHARES_SOURCE = "shares_source_with_heldout"
 CONTAMINATES = "contaminates_heldout"
 
@@ -50,7 +51,7 @@ def exclude_shared_sources(staging: Staging) -> Callable[[DataFrame], DataFrame]
 
     def stage(frame: DataFrame) -> DataFrame:
         shared = staging.keep(shared_source_records(frame), "shared")
-        joined, _ = join_decisions(frame, shared, staging, "excluded")
+        joined = join_decisions(frame, shared, staging, "excluded")
         return _shared_rejects(joined)
 
     return stage
@@ -71,11 +72,12 @@ def _shared_rejects(joined: DataFrame) -> DataFrame:
 
 
 def contamination_rejects(frame: DataFrame) -> DataFrame:
-    """Rows the dedup stage flagged ``contaminates_heldout`` become rejects of the split."""
+    """Rows the dedup stage flagged ``contaminates_heldout`` become rejects of stage
+    ``decontamination``, as the n-gram check's are."""
     return reject_where(
         frame,
         F.col("contaminates_heldout"),
-        SPLIT_STAGE,
+        DECONTAMINATION_STAGE,
         F.lit(CONTAMINATES),
         F.concat(
             F.lit(
