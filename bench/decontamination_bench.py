@@ -554,7 +554,9 @@ def main() -> int:
         spark.stop()
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2) + "\n")
+    # A run of one part keeps the other part's last figures.
+    earlier = json.loads(OUT.read_text()) if OUT.exists() else {}
+    OUT.write_text(json.dumps({**earlier, **results}, indent=2) + "\n")
     print(table(results))
     return 0
 

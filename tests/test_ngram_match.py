@@ -93,6 +93,10 @@ def reference_entries(text: str | None) -> set[tuple[int, str]]:
     if len(tokens) < minimum:
         return set()
     if len(tokens) < n:
+        # A short word text also needs min_tokens words between spaces (not "a@b.com").
+        by_words = not uses_char_ngrams(dominant_script(form))
+        if by_words and len(normalise_for_dedup(text or "").split(" ")) < minimum:
+            return set()
         return {(len(tokens), form)}
     return {(0, form[tokens[k][0] : tokens[k + n - 1][1]]) for k in range(len(tokens) - n + 1)}
 
@@ -196,6 +200,16 @@ def test_item_ngrams_lists_each_distinct_ngram_of_a_text_once() -> None:
     assert counts[1] == len(reference_entries(repeated)) < 2 * len(words) - 12
     assert counts[2] == 0
     assert not ngrams.lengths.any()
+
+
+def test_an_address_or_number_is_one_word_however_many_tokens_it_has() -> None:
+    """'kevin.a.boone@accenture.com' is five tokens once punctuation is blanked, but one
+    word: as a short text it is not checked (train text holds such lines by chance)."""
+    index = NgramIndex.build(["kevin.a.boone@accenture.com", "call 203-961-7523 or 203-674-7723"],
+                             [0, 1], SETTINGS, 10)  # fmt: skip
+    assert len(index) == 0
+    sentence = "Mail kevin.a.boone@accenture.com or call 203-961-7523 or 203-674-7723 today."
+    assert index.first_matches([sentence]) == [None]
 
 
 def test_texts_shorter_than_min_tokens_are_never_indexed() -> None:

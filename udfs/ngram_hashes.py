@@ -229,13 +229,19 @@ class ItemNgrams:
     owners: np.ndarray  # int64: index of the text in the batch
 
 
-def _item_ngrams_of_group(normalised: Sequence[str], settings: NgramSettings) -> ItemNgrams:
+def _item_ngrams_of_group(
+    normalised: Sequence[str], settings: NgramSettings, spaced_words: np.ndarray
+) -> ItemNgrams:
     tokens = _tokens(normalised, train=False)
     counts = tokens.words[2] + tokens.chars[2]  # each reference text has one kind of token
     abugida = tokens.abugida
     eligible = counts >= np.where(abugida, settings.abugida_min_tokens, settings.min_tokens)
     char_n = np.where(abugida, settings.abugida_char_ngram, settings.char_ngram)
     n = np.where(tokens.by_chars, char_n, settings.ngram)
+    # A short text must also have min_tokens words between spaces: an e-mail address or a
+    # number is one word however many tokens its punctuation cuts it into, and is found in
+    # train text by chance (a signature line), not by contamination.
+    eligible &= tokens.by_chars | (counts >= n) | (spaced_words >= settings.min_tokens)
     word_starts, word_ends, word_owners = _grams(tokens.words, settings.ngram)
     char_starts, char_ends, char_owners = _grams(tokens.chars, char_n)
     short = np.flatnonzero(eligible & (counts < n))
@@ -270,9 +276,12 @@ def item_ngrams(texts: Sequence[str | None], settings: NgramSettings) -> ItemNgr
     Rows are sorted by owner, then length, then hash.
     """
     normalised = decontamination_forms(texts)
+    spaced_words = np.array(
+        [len(normalise_for_dedup(text or "").split(" ")) for text in texts], dtype=np.int64
+    )
     parts = []
     for group in _text_groups(normalised):
-        part = _item_ngrams_of_group(normalised[group], settings)
+        part = _item_ngrams_of_group(normalised[group], settings, spaced_words[group])
         parts.append(ItemNgrams(part.hashes, part.lengths, part.owners + group.start))
     hashes = np.concatenate([part.hashes for part in parts])
     lengths = np.concatenate([part.lengths for part in parts])
