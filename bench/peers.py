@@ -199,7 +199,7 @@ def synthetic_input(work: Path, records: int) -> tuple[Path, dict[str, Any]]:
         summary = json.loads(summary_file.read_text())
         if summary["settings"] == asdict(Settings(records)) and (folder / "pipeline.yaml").exists():
             return folder / "pipeline.yaml", summary
-    conf = generate(folder, records)
+    conf = generate(folder, Settings(records))
     return conf, json.loads(summary_file.read_text())
 
 

@@ -70,7 +70,7 @@ def input_conf(work: Path, records: int) -> Path:
     if summary.exists() and json.loads(summary.read_text())["settings"] == settings:
         return folder / "pipeline.yaml"
     print(f"generating {records:,} records into {folder}", flush=True)
-    conf = synthetic.generate(folder, records)
+    conf = synthetic.generate(folder, synthetic.Settings(records))
     print(f"  {json.loads(summary.read_text())['seconds']} s", flush=True)
     return conf
 

@@ -268,24 +268,9 @@ def _rank(cumulative: list[float], value: float) -> int:
     return len(cumulative) - 1
 
 
-def texts(
-    records: int,
-    *,
-    seed: int = 20261202,
-    languages: int = 10,
-    zipf: float = 1.1,
-    mean_chars: int = 860,
-    dup_rate: float = 0.05,
-    templates_per_record: int = 1,
-    files: int = 8,
-) -> Iterator[dict[str, str]]:
-    """The records `generate` writes, in id order, as dicts {id, lang, title, text}.
-
-    `templates_per_record` and `files` do not change the records; they are accepted so the
-    same keyword arguments work for both functions."""
-    settings = Settings(
-        records, seed, languages, zipf, mean_chars, dup_rate, templates_per_record, files
-    )
+def texts(settings: Settings) -> Iterator[dict[str, str]]:
+    """The records `generate` writes for these settings, in id order, as dicts
+    {id, lang, title, text} (`templates_per_record` and `files` do not change them)."""
     return (record for record, _planted in _records(settings))
 
 
@@ -386,24 +371,10 @@ def _write_pipeline(settings: Settings, folder: Path) -> Path:
     return conf
 
 
-def generate(
-    folder: Path,
-    records: int,
-    *,
-    seed: int = 20261202,
-    languages: int = 10,
-    zipf: float = 1.1,
-    mean_chars: int = 860,
-    dup_rate: float = 0.05,
-    templates_per_record: int = 1,
-    files: int = 8,
-) -> Path:
+def generate(folder: Path, settings: Settings) -> Path:
     """Write folder/data/*.jsonl, folder/templates/, folder/datasets/synthetic.yaml,
     folder/pipeline.yaml and folder/synthetic.json (settings and counts); return the
     pipeline conf's path."""
-    settings = Settings(
-        records, seed, languages, zipf, mean_chars, dup_rate, templates_per_record, files
-    )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -432,17 +403,11 @@ def main() -> int:
     parser.add_argument("--templates-per-record", type=int, default=Settings.templates_per_record)
     parser.add_argument("--files", type=int, default=Settings.files)
     args = parser.parse_args()
-    conf = generate(
-        args.out,
-        args.records,
-        seed=args.seed,
-        languages=args.languages,
-        zipf=args.zipf,
-        mean_chars=args.mean_chars,
-        dup_rate=args.dup_rate,
-        templates_per_record=args.templates_per_record,
-        files=args.files,
-    )
+    settings = Settings(
+        args.records, args.seed, args.languages, args.zipf, args.mean_chars, args.dup_rate,
+        args.templates_per_record, args.files,
+    )  # fmt: skip
+    conf = generate(args.out, settings)
     print((args.out / "synthetic.json").read_text(), end="")
     print(conf)
     return 0
