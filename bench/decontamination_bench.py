@@ -166,7 +166,9 @@ def decontamination_inputs(work: Path, train: int, items: int) -> dict[str, Any]
     bench.mkdir(parents=True)
     with (bench / "items.jsonl").open("w", encoding="utf-8") as handle:
         for n, record in enumerate(
-            synthetic.texts(items, seed=ITEM_SEED, mean_chars=ITEM_CHARS, dup_rate=0.0)
+            synthetic.texts(
+                synthetic.Settings(items, seed=ITEM_SEED, mean_chars=ITEM_CHARS, dup_rate=0.0)
+            )
         ):
             questions.append(record["text"])
             answer = _answer_word(record["text"], record["lang"], rng)
@@ -182,7 +184,7 @@ def decontamination_inputs(work: Path, train: int, items: int) -> dict[str, Any]
         ChunkedParquet(folder / "train-warmup", TRAIN_SCHEMA),
     ]
     text_bytes = 0
-    for i, record in enumerate(synthetic.texts(train, seed=TRAIN_SEED)):
+    for i, record in enumerate(synthetic.texts(synthetic.Settings(train, seed=TRAIN_SEED))):
         text = record["text"]
         if i in planted:
             text = _insert(text, questions[planted[i]], rng)
@@ -252,7 +254,9 @@ def _qa_records(size: int) -> Iterator[tuple[dict[str, str], str | None]]:
     made = 0
     # More passages than needed: the generator stops at `size` records.
     for p, passage in enumerate(
-        synthetic.texts(size, seed=PASSAGE_SEED, mean_chars=PASSAGE_CHARS, dup_rate=0.0)
+        synthetic.texts(
+            synthetic.Settings(size, seed=PASSAGE_SEED, mean_chars=PASSAGE_CHARS, dup_rate=0.0)
+        )
     ):
         code = passage["lang"]
         lang = synthetic.corpus(code)
@@ -370,11 +374,11 @@ def decontamination(spark: SparkSession, work: Path, train: int, items: int) -> 
     )
     load_after = os.getloadavg()
     seconds = times["stage_seconds"] + times["apply_count_seconds"]
-    assert stage.matches is not None and stage.items is not None
-    ids = stage.items.select("item_key", "item_id")
+    assert stage.found is not None
+    ids = stage.found.items.select("item_key", "item_id")
     found = {
         row["source_key"]: row["item_id"]
-        for row in stage.matches.join(ids, "item_key", "left").collect()
+        for row in stage.found.matches.join(ids, "item_key", "left").collect()
     }
     report = stage.report()
     staging.remove()

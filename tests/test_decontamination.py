@@ -415,7 +415,7 @@ def test_a_heldout_side_too_large_to_broadcast_is_joined_by_hash_with_the_same_m
         settings = DecontaminationConfig(broadcast_ngrams=limit)
         plan = DecontaminationPlan(settings, (), heldout=True)
         staging = Staging(spark, str(tmp_path / f"staging-{limit}"))
-        matches, _, _ = find_matches(frame, plan, staging)
+        matches = find_matches(frame, plan, staging).matches
         found[limit] = sorted((row["source_key"], row["ngram"]) for row in matches.collect())
     assert found[0] == found[20_000_000]
     assert {key for key, _ in found[0]} == {"p-contains", "contains-short"}

@@ -14,15 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from udfs.records import RecordError, derive_key, parse_json_line
-from udfs.render_batches import (
-    CORRUPT_COLUMN,
-    JSON_TEXT_COLUMN,
-    READER_COLUMNS,
-    UNDECODABLE,
-    _content,
-    _python_rows,
-)
+from udfs.records import RecordError, source_key
+from udfs.render_batches import _content, _python_rows, decode_row
 
 ITEM_SCHEMA = pa.schema(
     [
@@ -41,36 +34,16 @@ class ItemSpec:
     fields: tuple[str, ...]
 
 
-def _record(spec: ItemSpec, row: dict[str, Any]) -> dict[str, Any]:
-    if UNDECODABLE in row:
-        raise RecordError("invalid_utf8", row[UNDECODABLE])
-    if spec.json_text:
-        raw = row.get(JSON_TEXT_COLUMN) or b""
-        return parse_json_line(raw if isinstance(raw, str) else raw.decode("utf-8"))
-    if row.get(CORRUPT_COLUMN) is not None:
-        raise RecordError("malformed_row", "the row does not parse with the file's columns")
-    return {key: value for key, value in row.items() if key not in READER_COLUMNS}
-
-
 def item(spec: ItemSpec, row: dict[str, Any]) -> dict[str, Any]:
     """One item: ``item_id`` and ``texts``, or a ``reason`` and ``detail``."""
     try:
-        record = _record(spec, row)
+        record = decode_row(spec.json_text, row)
         texts = [text for name in spec.fields if (text := _content(record, [name])) is not None]
         if not texts:
             raise RecordError(
                 "missing_field", f"none of the fields {list(spec.fields)} holds any text"
             )
-        if spec.id_field is None:
-            item_id = derive_key(record)
-        else:
-            value = record.get(spec.id_field)
-            if value is None or value == "" or isinstance(value, (dict, list)):
-                raise RecordError("missing_id", f"id field {spec.id_field!r} is missing or empty")
-            item_id = str(value)
-        return {"item_id": item_id, "texts": texts}
-    except UnicodeDecodeError as exc:
-        return {"reason": "invalid_utf8", "detail": f"byte {exc.start} is not valid UTF-8"}
+        return {"item_id": source_key(record, spec.id_field, record), "texts": texts}
     except RecordError as exc:
         return {"reason": exc.reason, "detail": exc.detail}
 

@@ -127,9 +127,15 @@ class _Columns:
 
 def _decode(plan: RenderPlan, row: dict[str, Any]) -> dict[str, Any]:
     """The record as stored in the source."""
+    return decode_row(plan.record_format == "json_text", row)
+
+
+def decode_row(json_text: bool, row: dict[str, Any]) -> dict[str, Any]:
+    """A reader's row as the record it holds: the parsed line (``json_text``: JSON Lines
+    read as bytes) or the row's own columns; a row that cannot be one raises RecordError."""
     if UNDECODABLE in row:
         raise RecordError("invalid_utf8", row[UNDECODABLE])
-    if plan.record_format == "json_text":
+    if json_text:
         return parse_json_line(decode_utf8(row[JSON_TEXT_COLUMN] or b""))
     if row.get(CORRUPT_COLUMN) is not None:
         raise RecordError("malformed_row", "the row does not parse with the file's columns")

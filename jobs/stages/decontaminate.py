@@ -46,7 +46,7 @@ from jobs.stages.decontamination_sets import (
     spark_schema,
 )
 from jobs.stages.tag import TRAIN
-from udfs.ngram_match import NgramIndex, NgramSettings
+from udfs.ngram_match import NgramIndex, NgramSettings, train_ngrams
 
 log = logging.getLogger("instructmill.decontaminate")
 
@@ -108,8 +108,6 @@ def _train_ngram_batches(
 ) -> Iterator[pa.RecordBatch]:
     """(source, source_key, dedup_text) rows -> every distinct n-gram hash of a record (and
     its m-gram hashes for the short held-out lengths m), for the join with held-out n-grams."""
-    from udfs.ngram_match import train_ngrams
-
     for batch in batches:
         fields, owners = fields_of(batch.column("dedup_text"))
         sources = np.asarray(batch.column("source").to_pylist(), dtype=object)
@@ -148,7 +146,8 @@ def _joined_matches(
     joined with the held-out ones; the records met (few) are then tested with a broadcast
     index of just the held-out items they met, which names the n-gram."""
     settings = plan.ngrams
-    heldout = entries.where(F.col("benchmark") == HELDOUT_SET).select("hash", "length", "item_key")
+    heldout_entries = entries.where(F.col("benchmark") == HELDOUT_SET)
+    heldout = heldout_entries.select("hash", "length", "item_key")
     lengths = sorted(
         row["length"] for row in heldout.select("length").distinct().collect() if row["length"] > 0
     )
@@ -161,28 +160,29 @@ def _joined_matches(
         "decontamination/heldout-met",
     )
     narrow = indexes(
-        entries.where(F.col("benchmark") == HELDOUT_SET).join(
-            met.select("item_key").distinct(), "item_key", "left_semi"
-        ),
-        settings,
+        heldout_entries.join(met.select("item_key").distinct(), "item_key", "left_semi"), settings
     )
     records = train.join(met.select(*RECORD_KEY).distinct(), list(RECORD_KEY), "left_semi")
     return _broadcast_matches(spark, records, narrow)
 
 
-def find_matches(
-    frame: DataFrame, plan: DecontaminationPlan, staging: Staging
-) -> tuple[DataFrame, DataFrame, DataFrame]:
-    """(matches, items, entries), staged: a row per (train record, reference set) it
-    contaminates with the item and n-gram; every reference item (with the reason a
-    benchmark line could not be used); the index entries."""
+@dataclass(frozen=True)
+class Found:
+    """What the check found, staged: a row per (train record, reference set) it contaminates,
+    with the item and n-gram; every reference item (with the reason a benchmark line could
+    not be used); and the index entries per set."""
+
+    matches: DataFrame
+    items: DataFrame
+    ngrams: dict[str, int]  # index entries per reference set
+
+
+def find_matches(frame: DataFrame, plan: DecontaminationPlan, staging: Staging) -> Found:
+    """The matches of the frame's train records against every reference set."""
     spark = frame.sparkSession
     parts = [benchmark_items(spark, benchmark) for benchmark in plan.benchmarks]
     if plan.heldout:
-        parts.append(
-            heldout_items(frame).select("*", *[F.lit(None).cast("string").alias(c)
-                                             for c in ("reason", "detail")])
-        )  # fmt: skip
+        parts.append(heldout_items(frame))
     items = parts[0]
     for part in parts[1:]:
         items = items.unionByName(part)
@@ -190,7 +190,7 @@ def find_matches(
     entries = staging.keep(
         index_entries(items.where(F.col("reason").isNull()), plan), "decontamination/entries"
     )
-    sizes = {
+    sizes: dict[str, int] = {
         row["benchmark"]: row["count"] for row in entries.groupBy("benchmark").count().collect()
     }
     train = frame.where(is_accepted() & (F.col("split") == TRAIN) & F.col("dedup_text").isNotNull())
@@ -208,7 +208,7 @@ def find_matches(
         F.min(F.struct("item_key", "ngram")).alias("_m")
     )
     found = first.select(*RECORD_KEY, "benchmark", "_m.item_key", "_m.ngram")
-    return staging.keep(found, "decontamination/matches"), items, entries
+    return Found(staging.keep(found, "decontamination/matches"), items, sizes)
 
 
 def _rejects(matches: DataFrame, items: DataFrame, plan: DecontaminationPlan) -> DataFrame:
@@ -249,15 +249,13 @@ class Decontamination:
 
     plan: DecontaminationPlan
     staging: Staging
-    matches: DataFrame | None = None
-    items: DataFrame | None = None
-    entries: DataFrame | None = None
+    found: Found | None = None
 
     def stage(self, frame: DataFrame) -> DataFrame:
         """Rows -> the same rows, contaminated train records' rows now rejects."""
-        self.matches, self.items, self.entries = find_matches(frame, self.plan, self.staging)
+        self.found = find_matches(frame, self.plan, self.staging)
         table = self.staging.keep(
-            _rejects(self.matches, self.items, self.plan), "decontamination/records"
+            _rejects(self.found.matches, self.found.items, self.plan), "decontamination/records"
         )
         joined = join_decisions(frame, table, self.staging, "decontaminated")
         flagged = reject_where(
@@ -273,26 +271,27 @@ class Decontamination:
         """Per reference set: its items, the lines that could not be used, the n-grams
         checked and the items found in train; and the matrix source x set of contaminated
         records (a record counts once in every set it meets)."""
-        if self.matches is None or self.items is None or self.entries is None:
+        if self.found is None:
             return {}
+        matches, items = self.found.matches, self.found.items
         sets: dict[str, dict[str, Any]] = {
             name: {"items": 0, "bad_lines": 0, "bad_reasons": {}, "ngrams": 0,
                    "found_in_train": 0, "contaminated_records": 0}
             for name in self.plan.sets
         }  # fmt: skip
-        usable = self.items.where(F.col("reason").isNull())
+        usable = items.where(F.col("reason").isNull())
         for row in (
             usable.groupBy("benchmark").agg(F.count_distinct("item_key").alias("n")).collect()
         ):
             sets[row["benchmark"]]["items"] = row["n"]
-        bad = self.items.where(F.col("reason").isNotNull()).groupBy("benchmark", "reason").count()
+        bad = items.where(F.col("reason").isNotNull()).groupBy("benchmark", "reason").count()
         for row in bad.collect():
             entry = sets[row["benchmark"]]
             entry["bad_lines"] += row["count"]
             entry["bad_reasons"][row["reason"]] = row["count"]
-        for row in self.entries.groupBy("benchmark").count().collect():
-            sets[row["benchmark"]]["ngrams"] = row["count"]
-        found = self.matches.groupBy("benchmark").agg(
+        for name, count in self.found.ngrams.items():
+            sets[name]["ngrams"] = count
+        found = matches.groupBy("benchmark").agg(
             F.count_distinct("item_key").alias("items"), F.count(F.lit(1)).alias("records")
         )
         for row in found.collect():
@@ -300,7 +299,7 @@ class Decontamination:
                 found_in_train=row["items"], contaminated_records=row["records"]
             )
         matrix: dict[str, dict[str, int]] = {}
-        for row in self.matches.groupBy("source", "benchmark").count().collect():
+        for row in matches.groupBy("source", "benchmark").count().collect():
             matrix.setdefault(row["source"], {})[row["benchmark"]] = row["count"]
         return {
             "sets": sets,

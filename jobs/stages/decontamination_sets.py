@@ -127,6 +127,7 @@ def heldout_items(frame: DataFrame) -> DataFrame:
         F.col("id").alias("item_id"),
         F.xxhash64(*RECORD_KEY).alias("item_key"),
         F.split(F.col("dedup_text"), FIELD_SEPARATOR).alias("texts"),
+        *[F.lit(None).cast("string").alias(name) for name in ("reason", "detail")],
     )
 
 

@@ -18,12 +18,12 @@ from pyspark.sql import functions as F
 from jobs.io.staging import Staging
 from jobs.schema import RECORD_KEY, is_accepted, reject_where
 from jobs.stages.decisions import join_decisions
+from jobs.stages.decontaminate import CONTAMINATES_HELDOUT
+from jobs.stages.decontaminate import STAGE as DECONTAMINATION_STAGE
 from jobs.stages.tag import HELDOUT, TRAIN, match_key
 
 SPLIT_STAGE = "split"
-DECONTAMINATION_STAGE = "decontamination"
 SHARES_SOURCE = "shares_source_with_heldout"
-CONTAMINATES = "contaminates_heldout"
 
 
 def shared_source_records(frame: DataFrame) -> DataFrame:
@@ -78,7 +78,7 @@ def contamination_rejects(frame: DataFrame) -> DataFrame:
         frame,
         F.col("contaminates_heldout"),
         DECONTAMINATION_STAGE,
-        F.lit(CONTAMINATES),
+        F.lit(CONTAMINATES_HELDOUT),
         F.concat(
             F.lit(
                 "a train record whose content is a near-duplicate of a held-out record (cluster "

@@ -12,7 +12,7 @@ duplicate is. With no repeated key (the usual case) the rows pass through untouc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
@@ -74,7 +74,7 @@ class DistinctKeys:
 
     staging: Staging
     repeats: DataFrame | None = None
-    found: bool = field(default=False)
+    found: bool = False
 
     def stage(self, frame: DataFrame) -> DataFrame:
         """Rows -> the same rows, keys and ids told apart by content, with ``_repeat``."""
