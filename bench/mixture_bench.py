@@ -119,7 +119,7 @@ def synthetic_pool(spark: SparkSession, rows: int) -> DataFrame:
 def write_pool(pool: DataFrame, folder: Path, rows: int, files: int | None) -> str:
     data = str(folder / "data")
     if files is None:
-        write_partitioned(pool, data, PARTITION_BY, rows, 500_000, "zstd", dynamic=False)
+        write_partitioned(pool, data, PARTITION_BY, rows, 500_000, "zstd")
     else:
         pool.repartition(files).write.mode("overwrite").partitionBy(*PARTITION_BY).parquet(data)
     (folder / "_manifest.json").write_text(

@@ -34,7 +34,19 @@ def _build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-date",
         type=date.fromisoformat,
-        help="YYYY-MM-DD: a scheduled load; sets load_date and replaces exactly that date",
+        help="YYYY-MM-DD: a scheduled load; sets load_date and replaces exactly that date "
+        "(a rerun after a failure continues the stopped run of that date)",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue a stopped run from the last stage it finished (same conf and output)",
+    )
+    parser.add_argument(
+        "--table",
+        metavar="DB.NAME",
+        help="register the committed data as this catalog table (and DB.NAME_rejects); "
+        "overrides the conf's `table`",
     )
     parser.set_defaults(handler=build_command)
 

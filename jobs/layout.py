@@ -9,6 +9,7 @@ from datetime import date
 LOAD_DATE = "load_date"
 MANIFEST_NAME = "_manifest.json"
 MIXTURE_NAME = "_mixture.json"
+INDEX_NAME = "_index"
 # A build's default partitioning, for an output whose manifest does not say.
 DEFAULT_PARTITION_BY = ("language", "task_cluster")
 REJECT_PARTITION_BY = ("source",)
@@ -59,9 +60,32 @@ class OutputLayout:
     def mixture_manifest(self) -> str:
         return self._part(MIXTURE_NAME)
 
+    @property
+    def index(self) -> str:
+        """A dated output's index of committed records (``jobs.stages.earlier_loads``)."""
+        return self._part(INDEX_NAME)
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The folders a run commits (``jobs.io.commit``)."""
+        return ("data", "rejects", "duplicates", *((INDEX_NAME,) if self.dated else ()))
+
+    @property
+    def staging_root(self) -> str:
+        return self._part("_staging")
+
     def staging(self, run_id: str) -> str:
-        """The run's intermediate datasets (``jobs.io.staging``), removed when it succeeds."""
-        return self._part(f"_staging/{run_id}")
+        """The run's intermediate datasets (``jobs.io.staging``) and its outputs before the
+        commit (``jobs.io.commit``), removed when it commits."""
+        return f"{self.staging_root}/{run_id}"
+
+    def load_manifest(self, load_date: str) -> str:
+        """The manifest of the run that committed ``load_date`` (a dated output)."""
+        return self._part(f"_loads/{load_date}.json")
+
+    @property
+    def loads(self) -> str:
+        return self._part("_loads")
 
     def manifest_history(self, run_id: str) -> str:
         return self._part(f"_manifests/{run_id}.json")

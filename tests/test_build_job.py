@@ -299,6 +299,10 @@ def test_all_templates_fan_out_and_still_reconcile(spark: Any, tmp_path: Path) -
 def test_run_date_replaces_exactly_that_date(spark: Any, tmp_path: Path) -> None:
     # license "CC BY-SA 4.0" needs escaping in a folder name: the stale check must still match.
     conf = make_project(tmp_path, partition_by="[license, language]")
+    # The same records every day: without this, day 2 would remove them all as records an
+    # earlier load committed (test_nightly_loads.py).
+    with conf.open("a", encoding="utf-8") as handle:
+        handle.write("dedup: {across_loads: false}\n")
     plan = load_plan(conf)
     day1, day2 = date(2026, 11, 1), date(2026, 11, 2)
     run_build(spark, plan, run_context(plan, day1))

@@ -105,6 +105,9 @@ class RenderPlan:
     categories_field: str | None = None
     origins: tuple[str, ...] = ()  # the registry's origin datasets
     origin_field: str | None = None
+    # Per-record bounds (jobs.config.models.RenderLimits).
+    max_chars: int = 1_000_000
+    max_seconds: float = 0.5
 
     @property
     def rows_per_record(self) -> int:

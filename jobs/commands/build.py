@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import ConfigError, RunPlan, load_plan
-from jobs.io.outputs import write_json
+from jobs.config.models import TABLE_NAME
+from jobs.io import commit as commits
+from jobs.io import hadoop_fs
 from jobs.io.staging import Staging
-from jobs.io.writer import remove_stale_partitions, write_partitioned
+from jobs.io.writer import write_partitioned
 from jobs.layout import LOAD_DATE, OutputLayout
 from jobs.manifests.build import BuildCounts, BuildManifest, BuildRun
 from jobs.manifests.counts import (
@@ -41,6 +44,8 @@ from jobs.runner import (
     configure_logging,
     run_command,
 )
+from jobs.runs import record_run, resolve_run
+from jobs.runs import run_context as run_context  # the tests' import
 from jobs.schema import (
     OUTPUT_SCHEMA,
     REJECT_SCHEMA,
@@ -64,13 +69,15 @@ from jobs.stages.dedup import (
     signing_stage,
     without_dedup,
 )
+from jobs.stages.earlier_loads import STAGE as EARLIER_STAGE
+from jobs.stages.earlier_loads import EarlierLoads, index_rows
 from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
 from jobs.stages.langid import OUTPUT_FIELDS as LANGID_COLUMNS
 from jobs.stages.langid import langid_stage, ship_model, without_langid
 from jobs.stages.render import rendered_sources, with_run_columns
 from jobs.stages.repeats import REPEAT, DistinctKeys, without_repeats
 from jobs.stages.tag import TagPlan, tag_stage
-from udfs.records import stable_hash
+from udfs.faults import inject
 
 log = logging.getLogger("instructmill")
 
@@ -81,17 +88,6 @@ TAG_INPUTS = ("source", "task", "categories", "origins")
 TAG_COLUMNS = ("task_cluster", "split")
 EXCLUDE_INPUTS = ("origins", "split")
 REPEAT_INPUTS = ("source", "source_key", "id", "template_id", "dedup_text")
-
-
-def run_context(plan: RunPlan, run_date: date | None) -> BuildRun:
-    started = datetime.now(timezone.utc)
-    config_hash = stable_hash(str(plan.describe()), digest_size=4)
-    return BuildRun(
-        run_id=f"{started:%Y%m%dT%H%M%SZ}-{config_hash}",
-        started=started.isoformat(timespec="seconds"),
-        run_date=run_date,
-        load_date=run_date or started.date(),
-    )
 
 
 def dedup_plan(plan: RunPlan) -> DedupPlan:
@@ -135,12 +131,22 @@ def decontamination(plan: RunPlan, staging: Staging) -> Decontamination | None:
     return Decontamination(DecontaminationPlan(settings, plan.benchmarks, heldout), staging)
 
 
+def earlier_loads(plan: RunPlan, run: BuildRun, staging: Staging) -> EarlierLoads | None:
+    """The check against earlier load dates: dated loads with dedup on, unless
+    ``dedup.across_loads: false``."""
+    if run.run_date is None or plan.dedup is None or plan.pipeline.dedup.across_loads is False:
+        return None
+    index = OutputLayout(plan.output).index
+    return EarlierLoads(dedup_plan(plan), index, run.run_date, staging)
+
+
 def build_stages(
     plan: RunPlan,
     run: BuildRun,
     staging: Staging,
     decontaminating: Decontamination | None = None,
     keys: DistinctKeys | None = None,
+    loads: EarlierLoads | None = None,
 ) -> list[Stage]:
     """The build after reading and rendering, as the design's flow reads: (with one template
     per record) signatures, language ID and tag, staged: the only pass over the wide rows;
@@ -163,6 +169,7 @@ def build_stages(
             if decontaminating is not None
             else []
         ),
+        *([Stage(EARLIER_STAGE, loads.stage, ("id", "dedup_text"))] if loads else []),
         *_dedup_stages(plan, staging),
         Stage("exact repeats", without_repeats, (REPEAT, "is_duplicate")),
     ]
@@ -181,12 +188,14 @@ def _log_plan(plan: RunPlan) -> None:
 
 def _write_outputs(
     runner: StageRunner, rows: DataFrame, layout: OutputLayout, plan: RunPlan,
-    counts: RenderedCounts,
+    counts: RenderedCounts, loads: EarlierLoads | None,
 ) -> None:  # fmt: skip
-    """data/ (accepted, not a duplicate), rejects/, and duplicates/ when asked."""
+    """data/ (accepted, not a duplicate), rejects/, duplicates/ when asked, and a dated
+    load's index of what it wrote."""
     duplicates = sum(counts.duplicates.values())
+    written = rows.transform(accepted_rows).transform(unique_rows)
     parts = [
-        ("data", rows.transform(accepted_rows).transform(unique_rows).transform(select_output),
+        ("data", written.transform(select_output),
          layout.data, layout.data_partitions, counts.accepted - duplicates),
         ("rejects", rows.transform(rejected_rows).transform(select_rejects),
          layout.rejects, layout.reject_partitions, counts.rejected),
@@ -197,11 +206,15 @@ def _write_outputs(
              rows.transform(accepted_rows).transform(duplicate_rows).transform(select_output),
              layout.duplicates, layout.reject_partitions, duplicates)
         )  # fmt: skip
+    if loads is not None:
+        parts.append(("index", index_rows(written, loads), layout.index, (LOAD_DATE,),
+                      counts.accepted - duplicates))  # fmt: skip
     for name, frame, path, partitions, expected in parts:
         with runner.step(f"write {name}"):
+            inject(f"write {name}")
             write_partitioned(
                 frame, path, list(partitions), expected, plan.pipeline.rows_per_file,
-                plan.pipeline.compression, dynamic=layout.dated,
+                plan.pipeline.compression,
             )  # fmt: skip
 
 
@@ -219,14 +232,6 @@ def _on_disk(spark: SparkSession, layout: OutputLayout, run_id: str) -> tuple[An
     return written, rejected
 
 
-def _remove_stale(spark: SparkSession, layout: OutputLayout, run_id: str) -> None:
-    if layout.load_date is None:
-        return
-    for path in (layout.data, layout.rejects, layout.duplicates):
-        for folder in remove_stale_partitions(spark, path, layout.load_date, run_id):
-            log.info("write: removed stale partition %s", folder)
-
-
 def _output_record(layout: OutputLayout, plan: RunPlan) -> dict[str, Any]:
     return {
         "data": layout.data,
@@ -237,17 +242,33 @@ def _output_record(layout: OutputLayout, plan: RunPlan) -> dict[str, Any]:
     }
 
 
-def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifest:
+def _prepare(spark: SparkSession, layout: OutputLayout, run: BuildRun, resume: bool) -> None:
+    """Finish or clear what stopped runs left, and start this run's staging folder."""
+    for line in commits.clean_leftovers(spark, layout, keep=run.run_id):
+        log.warning("recover: %s", line)
+    if resume:
+        log.info("resume: run %s, from the stages it finished", run.run_id)
+    # A resumed run writes its outputs again: its stopped write may have been half done.
+    hadoop_fs.delete(spark, commits.staged_layout(layout, run.run_id).root)
+
+
+def run_build(
+    spark: SparkSession, plan: RunPlan, run: BuildRun, resume: bool = False
+) -> BuildManifest:
+    """The build of ``run`` (``resume``: continuing a stopped one), committed atomically."""
     started = time.perf_counter()
     layout = OutputLayout.for_run(plan.output, plan.pipeline.partition_by, run.run_date)
-    staging = Staging(spark, layout.staging(run.run_id))
+    staged = commits.staged_layout(layout, run.run_id)
+    _prepare(spark, layout, run, resume)
+    staging = Staging(spark, layout.staging(run.run_id), resume=resume)
     with StageRunner(spark, "build", staging) as runner:
         if plan.langid is not None and plan.langid_model is not None:
             ship_model(spark, plan.langid_model, plan.langid)
         _log_plan(plan)
         checks = decontamination(plan, staging)
         keys = DistinctKeys(staging)
-        stages = build_stages(plan, run, staging, checks, keys)
+        loads = earlier_loads(plan, run, staging)
+        stages = build_stages(plan, run, staging, checks, keys, loads)
         rows = runner.run(rendered_sources(spark, plan.sources), stages)
         with runner.step("count"):
             found = checks.report() if checks is not None else None
@@ -257,40 +278,53 @@ def run_build(spark: SparkSession, plan: RunPlan, run: BuildRun) -> BuildManifes
             counts = count_rendered(rows)
             clusters = cluster_summary(rows.transform(accepted_rows)) if plan.dedup else None
             shared_ids = count_shared_ids(rows.transform(accepted_rows).transform(unique_rows))
-        log.info(
-            "render: %s rows, %s rejected, %s duplicates (%.1fs)", f"{counts.accepted:,}",
-            f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}",
-            time.perf_counter() - started,
-        )  # fmt: skip
-        for name, entry in repeated.items():
-            log.warning(
-                "render: %s: %s keys repeat (%s with several texts, told apart by content), "
-                "e.g. %s", name, f"{entry['keys']:,}", f"{entry['keys_with_several_texts']:,}",
-                ", ".join(entry["examples"][:3]),
-            )  # fmt: skip
-        for name, count in sorted(shared_ids.items()):
-            log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
-        _write_outputs(runner, rows, layout, plan, counts)
-        with runner.step("clean up"):
-            _remove_stale(spark, layout, run.run_id)
-            staging.remove()
-        log.info("write: %s", plan.output)
+        _log_counts(counts, repeated, shared_ids, time.perf_counter() - started)
+        _write_outputs(runner, rows, staged, plan, counts, loads)
         with runner.step("count written"):
-            written, rejected = _on_disk(spark, layout, run.run_id)
+            written, rejected = _on_disk(spark, staged, run.run_id)
+            files = commits.committed_files(spark, layout, run.run_id)
     counted = BuildCounts(read, written, rejected, counts.duplicates, shared_ids, counts.languages)
     manifest = BuildManifest.of(
         plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),
         decontamination=found, repeated_ids=repeated,
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3), spark=_spark_record(spark),
+        extra={"files": files, "stages": _stage_record(runner, staging, resume)},
     )  # fmt: skip
     document = manifest.to_dict()
-    for path in (layout.manifest, layout.manifest_history(run.run_id)):
-        write_json(spark, path, document)
+    with runner.step("commit"):
+        commits.commit(spark, layout, run.run_id, document)
+    log.info("commit: run %s -> %s", run.run_id, plan.output)
     log.info("manifest: %s written, %s rejected, reconciled=%s -> %s",
              f"{document['totals']['written']:,}", f"{document['totals']['rejected']:,}",
              manifest.reconciled, layout.manifest)  # fmt: skip
     return manifest
+
+
+def _stage_record(runner: StageRunner, staging: Staging, resume: bool) -> dict[str, Any]:
+    """Each step's seconds and each staged dataset's fate (written, or reused by a resume)."""
+    return {
+        "resumed": resume,
+        "seconds": {name: round(value, 3) for name, value in runner.seconds.items()},
+        "datasets": dict(staging.datasets),
+    }
+
+
+def _log_counts(
+    counts: RenderedCounts, repeated: dict[str, Any], shared_ids: dict[str, int], seconds: float
+) -> None:
+    log.info(
+        "render: %s rows, %s rejected, %s duplicates (%.1fs)", f"{counts.accepted:,}",
+        f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}", seconds,
+    )  # fmt: skip
+    for name, entry in repeated.items():
+        log.warning(
+            "render: %s: %s keys repeat (%s with several texts, told apart by content), "
+            "e.g. %s", name, f"{entry['keys']:,}", f"{entry['keys_with_several_texts']:,}",
+            ", ".join(entry["examples"][:3]),
+        )  # fmt: skip
+    for name, count in sorted(shared_ids.items()):
+        log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
 
 
 def _spark_record(spark: SparkSession) -> dict[str, str]:
@@ -306,19 +340,38 @@ def build_command(args: argparse.Namespace) -> int:
         return config_failure(exc)
     log.info("plan: %d sources, %d templates -> %s", len(plan.sources),
              sum(len(s.render.templates) for s in plan.sources), plan.output)  # fmt: skip
-    run = run_context(plan, args.run_date)
+    layout = OutputLayout.for_run(plan.output, plan.pipeline.partition_by, args.run_date)
+    table = args.table or plan.pipeline.table
+    if table is not None and not re.match(TABLE_NAME, table):
+        return config_failure(ConfigError(f"--table {table!r}: expected db.name"))
+    spark_conf = dict(plan.spark_conf)
+    if table is not None:
+        from jobs.io import catalog  # TEMP until catalog lands
+
+        spark_conf.update(catalog.catalog_conf(plan.output, spark_conf))
 
     def build(spark: SparkSession) -> int:
-        manifest = run_build(spark, plan, run)
+        for line in commits.finish_commits(spark, layout):
+            log.warning("recover: %s", line)
+        run, resume = resolve_run(spark, plan, layout, args.run_date, args.resume)
+        if not resume:
+            record_run(spark, layout, plan, run)
+        manifest = run_build(spark, plan, run, resume)
+        if table is not None:
+            from jobs.io import catalog  # TEMP until catalog lands
+
+            # After the commit: the table points at committed folders only. Registering is
+            # idempotent, so a failure here is mended by the next run.
+            log.info("catalog: %s", catalog.register(spark, table, layout))
         print()
         print(manifest.summary_table())
         print(f"\nrun {manifest.run_id}: data in {manifest.output['data']}")
-        print(f"manifest: {OutputLayout(plan.output).manifest}")
+        print(f"manifest: {layout.manifest}")
         problems = manifest.unreconciled()
         if problems:
             print("counts do not reconcile:\n  " + "\n  ".join(problems), file=sys.stderr)
             return EXIT_UNRECONCILED
         return EXIT_OK
 
-    name = f"instructmill build {run.run_id}"
-    return run_command("build", name, args.master, plan.spark_conf, build)
+    name = f"instructmill build {plan.output}"
+    return run_command("build", name, args.master, spark_conf, build)

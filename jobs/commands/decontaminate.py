@@ -81,13 +81,12 @@ def run_decontaminate(
             write_partitioned(
                 checked.where(is_accepted()).transform(select_output), target.data,
                 list(target.data_partitions), sum(read.values()), ROWS_PER_FILE, COMPRESSION,
-                dynamic=False,
             )  # fmt: skip
         with runner.step("write rejects"):
             write_partitioned(
                 checked.transform(rejected_rows).transform(select_rejects), target.rejects,
                 list(target.reject_partitions), sum(read.values()), ROWS_PER_FILE,
-                COMPRESSION, dynamic=False,
+                COMPRESSION,
             )  # fmt: skip
         with runner.step("count"):
             found = checks.report()

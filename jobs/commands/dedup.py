@@ -68,13 +68,13 @@ def run_dedup(
         with runner.step("write data"):
             write_partitioned(written.transform(select_output), target.data,
                               list(target.data_partitions), sum(read.values()), ROWS_PER_FILE,
-                              COMPRESSION, dynamic=False)  # fmt: skip
+                              COMPRESSION)  # fmt: skip
         if settings.write_duplicates:
             with runner.step("write duplicates"):
                 write_partitioned(removed.transform(select_output), target.duplicates,
                                   list(target.reject_partitions),
                                   sum(duplicates.values()) + sum(contaminated.values()),
-                                  ROWS_PER_FILE, COMPRESSION, dynamic=False)  # fmt: skip
+                                  ROWS_PER_FILE, COMPRESSION)  # fmt: skip
     manifest = DedupManifest.counted(
         read, per_source(read_data(spark, target)), duplicates, contaminated,
         started=started, finished=_now(), input=input_path, clusters=clusters,

@@ -132,7 +132,7 @@ def _sample(
         write_partitioned(
             decided.transform(sampled_rows).transform(select_output), target.data,
             list(target.data_partitions), max(1, math.ceil(plan.target_rows)),
-            config.rows_per_file, config.compression, dynamic=False,
+            config.rows_per_file, config.compression,
         )  # fmt: skip
     return plan, decisions
 

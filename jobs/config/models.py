@@ -20,6 +20,7 @@ from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS
 
 PARTITION_COLUMNS = ("language", "task_cluster", "split", "task", "source", "license")
+TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"  # db.name
 COMPRESSIONS = Literal["zstd", "snappy", "gzip", "lz4", "none"]
 
 
@@ -193,6 +194,9 @@ class DedupConfig(Strict):
     source_priority: list[str] = Field(default_factory=list)  # first wins
     write_duplicates: bool = False  # also write removed rows to duplicates/ for audit
     checkpoint_every: int = Field(default=3, ge=1, le=8)  # the plan grows until truncated
+    # A dated load also removes records that an earlier load date already committed
+    # (duplicate_of_earlier_load); None: on for --run-date loads, off for full builds.
+    across_loads: bool | None = None
 
     @field_validator("source_priority")
     @classmethod
@@ -255,6 +259,14 @@ class DecontaminationConfig(Strict):
         return value
 
 
+class RenderLimits(Strict):
+    """Per-record bounds on rendering, so one hostile template or record cannot exhaust a
+    worker: a record past either bound is a reject (render_too_large, render_timeout)."""
+
+    max_chars: int = Field(default=1_000_000, ge=1)  # instruction + response, per row
+    max_seconds: float = Field(default=0.5, gt=0, le=3600)
+
+
 class PipelineConfig(Strict):
     sources: list[str] = Field(min_length=1)
     output: str
@@ -280,6 +292,10 @@ class PipelineConfig(Strict):
     # and (near_duplicates) those in a dedup cluster with a held-out record, found with the
     # dedup settings even when dedup is disabled.
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
+    render: RenderLimits = Field(default_factory=RenderLimits)
+    # Register the committed data as this partitioned catalog table (db.name), and the
+    # rejects as db.name_rejects; --table overrides it.
+    table: str | None = Field(default=None, pattern=TABLE_NAME)
 
     @field_validator("partition_by")
     @classmethod

@@ -166,6 +166,8 @@ def _render_plan(file: Path, registry: DatasetRegistry, pipeline: PipelineConfig
         categories_field=registry.categories_field,
         origins=tuple(registry.origin),
         origin_field=registry.origin_field,
+        max_chars=pipeline.render.max_chars,
+        max_seconds=pipeline.render.max_seconds,
     )
 
 

@@ -72,3 +72,54 @@ def delete_if_empty(spark: SparkSession, path: str) -> None:
     fs, hadoop_path = _fs(spark, path)
     if fs.exists(hadoop_path) and len(fs.listStatus(hadoop_path)) == 0:
         fs.delete(hadoop_path, False)
+
+
+def rename(spark: SparkSession, source: str, target: str) -> None:
+    """Move ``source`` (a file or folder) to ``target``, which must not exist; its parent is
+    made first. One rename: atomic on local disk and HDFS."""
+    fs, source_path = _fs(spark, source)
+    target_path = _fs(spark, target)[1]
+    fs.mkdirs(target_path.getParent())
+    if not fs.rename(source_path, target_path):
+        raise OSError(f"could not move {source} to {target}")
+
+
+def replace_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write ``path`` so a reader sees the old text or the new, never a part: written beside
+    it, then renamed over it (FileContext's rename with OVERWRITE)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    temporary = f"{path}.{jvm.java.util.UUID.randomUUID().toString()}.tmp"
+    write_text(spark, temporary, text)
+    target = jvm.org.apache.hadoop.fs.Path(path)
+    context = jvm.org.apache.hadoop.fs.FileContext.getFileContext(
+        target.toUri(), spark.sparkContext._jsc.hadoopConfiguration()
+    )
+    options = spark.sparkContext._gateway.new_array(jvm.org.apache.hadoop.fs.Options.Rename, 1)
+    options[0] = jvm.org.apache.hadoop.fs.Options.Rename.OVERWRITE
+    context.rename(jvm.org.apache.hadoop.fs.Path(temporary), target, options)
+
+
+def children(spark: SparkSession, path: str) -> list[str]:
+    """The names in folder ``path`` ([] when it does not exist)."""
+    fs, hadoop_path = _fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return []
+    return sorted(str(status.getPath().getName()) for status in fs.listStatus(hadoop_path))
+
+
+def files_under(spark: SparkSession, path: str) -> list[str]:
+    """Every data file under folder ``path``, relative to it (Spark's own ``_SUCCESS`` and
+    hidden files left out); [] when it does not exist. Names, not records: a run writes a
+    few files per partition."""
+    fs, hadoop_path = _fs(spark, path)
+    if not fs.exists(hadoop_path):
+        return []
+    root = fs.makeQualified(hadoop_path).toUri().getPath().rstrip("/")
+    found = []
+    listing = fs.listFiles(hadoop_path, True)
+    while listing.hasNext():
+        relative = str(listing.next().getPath().toUri().getPath())[len(root) + 1 :]
+        if not any(part.startswith(("_", ".")) for part in relative.split("/")[-1:]):
+            found.append(relative)
+    return sorted(found)

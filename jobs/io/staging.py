@@ -5,7 +5,12 @@ reads only the columns it needs from there, and writes its narrow result (per-re
 decisions) beside them. Compared with persisting a DataFrame, a staged dataset spills nothing
 into the JVM heap (a 250k-record build's MEMORY_AND_DISK cache ran a 1g driver out of memory),
 survives a lost executor, and its Parquet columns are pruned on read, so a stage that needs
-keys and hashes never reads the texts. The folder is deleted when the run succeeds.
+keys and hashes never reads the texts. The folder is deleted when the run commits.
+
+A resumed run (``resume``) reads back every dataset the stopped run finished (its folder has
+Spark's ``_SUCCESS``, written when the write job commits) instead of computing it: Spark is
+lazy, so the stages before it (rendering, language ID, signatures) never run. Stages are
+deterministic, so the result is the uninterrupted run's.
 
 Without a folder (``instructmill dedup`` has no staging area), a dataset is checkpointed
 instead: reliably when the session has a checkpoint directory, else locally.
@@ -22,9 +27,12 @@ STAGING_COMPRESSION = "snappy"
 
 
 class Staging:
-    def __init__(self, spark: SparkSession, root: str | None) -> None:
+    def __init__(self, spark: SparkSession, root: str | None, resume: bool = False) -> None:
         self.spark = spark
         self.root = root.rstrip("/") if root else None
+        self.resume = resume
+        # Each dataset of this run: "written", or "reused" from the stopped run.
+        self.datasets: dict[str, str] = {}
 
     def path(self, name: str) -> str:
         if self.root is None:
@@ -39,6 +47,10 @@ class Staging:
                 return frame.checkpoint(eager=True)
             return frame.localCheckpoint(eager=True)
         path = self.path(name)
+        if self.resume and hadoop_fs.exists(self.spark, f"{path}/_SUCCESS"):
+            self.datasets[name] = "reused"
+            return self.spark.read.schema(frame.schema).parquet(path)
+        self.datasets[name] = "written"
         frame.write.mode("overwrite").option("compression", STAGING_COMPRESSION).parquet(path)
         return self.spark.read.schema(frame.schema).parquet(path)
 

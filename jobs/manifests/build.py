@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -174,6 +174,8 @@ class BuildManifest:
     decontamination: dict[str, Any] | None = None
     # Sources whose record keys repeat: how often, and the first keys.
     repeated_ids: dict[str, Any] | None = None
+    # Sections of the run rather than of its counts: the committed files, the stages' times.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, plan: RunPlan, counts: BuildCounts, **run: Any) -> BuildManifest:
@@ -224,6 +226,7 @@ class BuildManifest:
         if self.decontamination is not None:
             document["decontamination"] = self.decontamination
         document["repeated_ids"] = self.repeated_ids or {}
+        document.update(self.extra)
         return document
 
     def summary_table(self) -> str:

@@ -59,7 +59,9 @@ def apply_decisions(
     joined = join_decisions(frame, table, staging, "decided")
     found = F.coalesce(F.col("_decided"), F.lit(False))
     joined = joined.withColumn("_decided", found)
-    base = [name for name in frame.columns if name != MINHASH]
+    # The signatures stay: a dated load indexes the band keys of what it writes (Parquet
+    # reads them only then).
+    base = [name for name in frame.columns if name not in DECISION_COLUMNS]
     if not sparse:
         return joined.select(*base, *[F.col(f"_d_{name}").alias(name) for name in DECISION_COLUMNS])
     return joined.select(
