@@ -24,7 +24,11 @@ from jobs.commands.decontaminate import decontaminate_command
 from jobs.commands.dedup import dedup_command
 from jobs.commands.mix import mix_command
 
-MASTER_HELP = "Spark master URL (default: spark-submit's, else local[*])"
+MASTER_HELP = (
+    "Spark master URL (default: spark-submit's, else local[*,4]). local, local[N] and local[*] "
+    "get 4 task attempts (local[N,4]) so a killed Python worker is retried; name F yourself "
+    "with local[N,F] (local[N,1]: no retries)."
+)
 
 
 def _build(parser: argparse.ArgumentParser) -> None:
@@ -41,12 +45,6 @@ def _build(parser: argparse.ArgumentParser) -> None:
         "--resume",
         metavar="RUN_ID",
         help="continue a stopped run from the last stage it finished (same conf and output)",
-    )
-    parser.add_argument(
-        "--table",
-        metavar="DB.NAME",
-        help="register the committed data as this catalog table (and DB.NAME_rejects); "
-        "overrides the conf's `table`",
     )
     parser.set_defaults(handler=build_command)
 

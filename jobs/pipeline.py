@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
+from jobs.failures import in_stage
 from jobs.io.staging import Staging
 
 log = logging.getLogger("instructmill")
@@ -74,7 +75,9 @@ class StageRunner:
         context.setJobDescription(f"instructmill {self.command}: {name}")
         started = time.perf_counter()
         try:
-            yield
+            # A failure names the stage and its cause, not only Py4J's call id.
+            with in_stage(self.command, name):
+                yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
             context.setJobDescription(None)  # type: ignore[arg-type]

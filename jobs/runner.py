@@ -19,6 +19,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from jobs.config import ConfigError
+from jobs.failures import StageError, explain
 from jobs.io.code_zip import write_code_zip
 
 log = logging.getLogger("instructmill")
@@ -86,10 +87,27 @@ def _code_archive(spark: SparkSession) -> str | None:
     return str(archive)
 
 
+# Task attempts in local mode: Spark's local mode runs each task once (a killed or
+# out-of-memory Python worker fails the whole job) unless the master names F, local[N,F].
+LOCAL_TASK_ATTEMPTS = 4
+DEFAULT_MASTER = f"local[*,{LOCAL_TASK_ATTEMPTS}]"
+_LOCAL_WITHOUT_ATTEMPTS = re.compile(r"^local(?:\[(\*|\d+)\])?$")
+
+
+def with_task_attempts(master: str) -> str:
+    """``local``, ``local[N]`` and ``local[*]`` as ``local[N,4]``: the same retries as the
+    default master. A master that names its attempts (``local[2,1]``) or is not local mode
+    is kept as it is."""
+    match = _LOCAL_WITHOUT_ATTEMPTS.match(master.strip())
+    if not match:
+        return master
+    return f"local[{match.group(1) or 1},{LOCAL_TASK_ATTEMPTS}]"
+
+
 def local_cores(master: str) -> int:
-    """Cores of a ``local``, ``local[N]`` or ``local[*]`` master."""
+    """Cores of a ``local``, ``local[N]``, ``local[*]`` or ``local[N,F]`` master."""
     inside = master[len("local[") : -1] if master.startswith("local[") else "1"
-    count = inside.split(",")[0]
+    count = inside.split(",")[0].strip()
     return (os.cpu_count() or 1) if count == "*" else max(1, int(count))
 
 
@@ -107,9 +125,10 @@ def build_session(
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
     if master:
+        master = with_task_attempts(master)
         builder = builder.master(master)
     elif not submitted:
-        master = "local[*]"
+        master = DEFAULT_MASTER
         builder = builder.master(master)
     settings = {
         "spark.ui.showConsoleProgress": "true",
@@ -149,7 +168,9 @@ def configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s instructmill %(message)s", "%H:%M:%S"))
     log.handlers[:] = [handler]
-    log.setLevel(logging.INFO)
+    # INSTRUCTMILL_LOG_LEVEL=DEBUG adds the traceback after a failure's one line.
+    level = os.environ.get("INSTRUCTMILL_LOG_LEVEL", "INFO").upper()
+    log.setLevel(level if isinstance(logging.getLevelName(level), int) else logging.INFO)
     log.propagate = False
 
 
@@ -159,16 +180,33 @@ def config_failure(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
+def _spark_side(exc: BaseException | None) -> bool:
+    """Whether the failure came from Spark (its Java trace is in Spark's own log) rather than
+    from our driver code, where the traceback is the evidence."""
+    while exc is not None:
+        if type(exc).__module__.startswith(("py4j", "pyspark")):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 def run_job(spark: SparkSession, command: str, job: Callable[[SparkSession], int]) -> int:
-    """``job``'s exit code; a config error found while running is exit 2, any other failure
-    is logged with its first line and is exit 1. The session stays open."""
+    """``job``'s exit code; a config error found while running is exit 2, any other failure is
+    exit 1, logged as one line: ``build failed in stage 'write data': <cause>`` (a
+    :class:`StageError`) or ``build failed: <cause>``, the cause in :func:`explain`'s words. The
+    traceback follows at debug level, or always when our own driver code failed. The session
+    stays open."""
     try:
         return job(spark)
     except ConfigError as exc:
         return config_failure(exc)
     except Exception as exc:
-        first_line = (str(exc).splitlines() or [""])[0]
-        log.exception("%s failed: %s: %s", command, type(exc).__name__, first_line)
+        line = str(exc) if isinstance(exc, StageError) else f"{command} failed: {explain(exc)}"
+        log.error("%s", line)
+        if _spark_side(exc):
+            log.debug("%s: the traceback", command, exc_info=exc)
+        else:
+            log.error("%s: the traceback", command, exc_info=exc)
         return EXIT_FAILED
 
 

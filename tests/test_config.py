@@ -73,6 +73,22 @@ def test_unknown_key_in_nested_template_ref(project: Path) -> None:
     reg.write_text(reg.read_text().replace("names: [second]", "names: [second]\n    nmes: [x]"))
     message = error_of(project)
     assert "templates[1].nmes" in message and "unknown key" in message
+    assert "(did you mean 'names'?)" in message
+
+
+def test_unknown_key_suggests_the_nearest_allowed_key(project: Path) -> None:
+    pipeline = project / "conf" / "p.yaml"
+    base = "sources: [datasets/*.yaml]\noutput: ../out\n"
+    pipeline.write_text(base + "dedup: {treshold: 0.8}\n")
+    message = error_of(project)
+    assert f"{pipeline}: dedup.treshold: unknown key 'treshold' (did you mean 'threshold'?); " in (
+        message
+    )
+    assert "allowed keys here: " in message and "num_perm" in message
+    # Nothing near: no guess, only the allowed keys.
+    pipeline.write_text(base + "dedup: {zzzqqq: 1}\n")
+    message = error_of(project)
+    assert "unknown key 'zzzqqq'; allowed keys here: " in message and "did you mean" not in message
 
 
 def test_missing_required_key(project: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from jobs.commands.build import run_build
 from jobs.config import load_plan
+from jobs.failures import StageError
 from jobs.io.outputs import read_data
 from jobs.layout import OutputLayout
 from jobs.runs import record_run, resolve_run, run_context
@@ -104,8 +105,9 @@ def test_resume_after_a_failed_write(
     run = run_context(plan, None)
     record_run(spark, layout, plan, run)
     monkeypatch.setenv(FAULT_ENV, "fail:write data")
-    with pytest.raises(InjectedFault):
+    with pytest.raises(StageError, match="write data") as failed:
         run_build(spark, plan, run)
+    assert isinstance(failed.value.__cause__, InjectedFault)
     monkeypatch.delenv(FAULT_ENV)
     # The failed run changed nothing a reader sees, and left its finished stages.
     assert (out / "_manifest.json").read_bytes() == manifest_before
@@ -137,8 +139,9 @@ def test_a_failed_write_leaves_the_previous_output(
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     write_records(tmp_path, [record(f"s{i}", 50 + i) for i in range(12)])
     monkeypatch.setenv(FAULT_ENV, fault)
-    with pytest.raises((InjectedFault, OSError)):
+    with pytest.raises(StageError) as failed:
         _load(spark, conf, DAY1)
+    assert isinstance(failed.value.__cause__, (InjectedFault, OSError))
     monkeypatch.delenv(FAULT_ENV)
     after = {
         p.relative_to(out): p.read_bytes()

@@ -6,6 +6,7 @@ Unknown keys are errors (a typo in a threshold must not silently fall back to a 
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
 from functools import cache
@@ -72,10 +73,18 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _unknown_key(errors: list[dict[str, Any]], allowed: list[str]) -> str:
+    """A typo is the common cause: naming the nearest allowed key is the fix in one glance."""
+    written = next(str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden")
+    nearest = difflib.get_close_matches(written, allowed, n=1, cutoff=0.6)
+    hint = f" (did you mean {nearest[0]!r}?)" if nearest else ""
+    return f"unknown key {written!r}{hint}; allowed keys here: {', '.join(allowed)}"
+
+
 def _message(key: str, errors: list[dict[str, Any]], allowed: type[BaseModel] | None) -> str:
     kinds = {error["type"] for error in errors}
     if "extra_forbidden" in kinds and allowed is not None:
-        return f"unknown key; allowed keys here: {', '.join(sorted(allowed.model_fields))}"
+        return _unknown_key(errors, sorted(allowed.model_fields))
     if "missing" in kinds:
         return "required key is missing"
     messages = list(dict.fromkeys(error["msg"] for error in errors))

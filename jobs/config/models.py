@@ -20,7 +20,6 @@ from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS
 
 PARTITION_COLUMNS = ("language", "task_cluster", "split", "task", "source", "license")
-TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"  # db.name
 COMPRESSIONS = Literal["zstd", "snappy", "gzip", "lz4", "none"]
 
 
@@ -293,9 +292,6 @@ class PipelineConfig(Strict):
     # dedup settings even when dedup is disabled.
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     render: RenderLimits = Field(default_factory=RenderLimits)
-    # Register the committed data as this partitioned catalog table (db.name), and the
-    # rejects as db.name_rejects; --table overrides it.
-    table: str | None = Field(default=None, pattern=TABLE_NAME)
 
     @field_validator("partition_by")
     @classmethod

@@ -41,6 +41,7 @@ from jobs.schema import RECORD_KEY, is_accepted
 from jobs.stages.components import assign_components, connected_components
 from jobs.stages.field_dedup import field_check
 from jobs.stages.lsh import candidate_pairs, null_safe_join, verified_pairs
+from udfs.faults import inject
 from udfs.minhash import MINHASH_TYPE, lsh_params, minhash_batch, minhasher
 
 log = logging.getLogger("instructmill.dedup")
@@ -102,6 +103,7 @@ def _signature_udf(plan: DedupPlan, deterministic: bool = False) -> Callable[...
     settings = plan.settings
 
     def signatures(texts: pa.Array) -> pa.Array:
+        inject("python-worker")  # a test's killed worker (udfs.faults)
         hasher = minhasher(
             settings.num_perm, settings.seed, settings.word_ngram, settings.char_ngram
         )
