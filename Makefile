@@ -14,7 +14,7 @@ MODEL  := models/lid.176.ftz
 # The executors' Python environment for `spark-submit --archives` (see jobs/dev/env_pack.py).
 ENV_ARCHIVE := dist/instructmill-env.tar.gz
 
-.PHONY: demo mix-demo test lint format dist env-pack venv models reference-venv cluster-demo bench clean
+.PHONY: demo mix-demo test lint format dist env-pack venv models reference-venv airflow-venv cluster-demo bench clean
 
 venv: $(STAMP)
 
@@ -38,6 +38,11 @@ $(REF_STAMP):
 	$(REF)/bin/python -m pip install --quiet --disable-pip-version-check \
 		'jinja2>=3.1,<4' 'pyyaml>=6,<7' 'pandas<3' 'setuptools<81'
 	@touch $(REF_STAMP)
+
+# Airflow and its Spark provider in their own venv, .venv-airflow, for tests/test_airflow_dag.py
+# (which makes it on first use too, and holds the pins); reused while its stamp names them.
+airflow-venv: $(STAMP)
+	$(PY) -m tests.test_airflow_dag
 
 demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/instructmill build --conf conf/demo.yaml --output $(OUT)
