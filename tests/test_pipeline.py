@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from jobs.failures import StageError
 from jobs.layout import OutputLayout
 from jobs.manifests.build import SourceCounts
 from jobs.manifests.dedup import DedupSourceCounts
@@ -89,9 +90,10 @@ def test_runner_checks_columns_names_jobs_and_releases_what_it_persisted(spark: 
     assert not result.is_cached
     assert descriptions == ["instructmill test: double"]
     assert spark.sparkContext.getLocalProperty("spark.job.description") is None
-    with pytest.raises(ValueError, match=r"stage 'late' needs the columns \['missing'\]"):
+    # A failure names its stage (jobs.failures.StageError), the check's own error as cause.
+    with pytest.raises(StageError, match=r"stage 'late' needs the columns \['missing'\]"):
         StageRunner(spark, "test").run(frame, [Stage("late", lambda f: f, needs=("missing",))])
-    with pytest.raises(ValueError, match=r"stage 'lazy' should add the columns \['new'\]"):
+    with pytest.raises(StageError, match=r"stage 'lazy' should add the columns \['new'\]"):
         StageRunner(spark, "test").run(frame, [Stage("lazy", lambda f: f, adds=("new",))])
 
 
