@@ -32,6 +32,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from jobs.io import hadoop_fs
+from jobs.io.staging import Staging
 from jobs.layout import OutputLayout
 from udfs.faults import inject
 
@@ -124,8 +125,7 @@ def _apply(spark: SparkSession, layout: OutputLayout, journal: dict[str, Any]) -
 
 
 def remove_staging(spark: SparkSession, layout: OutputLayout, run_id: str) -> None:
-    hadoop_fs.delete(spark, layout.staging(run_id))
-    hadoop_fs.delete_if_empty(spark, layout.staging_root)
+    Staging(spark, layout.staging(run_id)).remove()
 
 
 def read_run_record(spark: SparkSession, layout: OutputLayout, run_id: str) -> dict[str, Any]:

@@ -120,6 +120,6 @@ def files_under(spark: SparkSession, path: str) -> list[str]:
     listing = fs.listFiles(hadoop_path, True)
     while listing.hasNext():
         relative = str(listing.next().getPath().toUri().getPath())[len(root) + 1 :]
-        if not any(part.startswith(("_", ".")) for part in relative.split("/")[-1:]):
+        if not relative.rsplit("/", 1)[-1].startswith(("_", ".")):
             found.append(relative)
     return sorted(found)
