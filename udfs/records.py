@@ -87,7 +87,9 @@ def parse_json_line(line: str) -> dict[str, Any]:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise RecordError("malformed_json", f"{exc.msg} at column {exc.colno}") from exc
+        # Some of json's messages end in "at" ("Unterminated string starting at"), some not.
+        message = exc.msg.removesuffix(" at")
+        raise RecordError("malformed_json", f"{message} at column {exc.colno}") from exc
     except (ValueError, RecursionError) as exc:  # 4,300+ digit integers, absurd nesting
         raise RecordError("malformed_json", f"{type(exc).__name__}: {exc}"[:200]) from None
     if not isinstance(value, dict):
@@ -95,6 +97,41 @@ def parse_json_line(line: str) -> dict[str, Any]:
             "not_an_object", f"the line holds a JSON {type(value).__name__}, not an object"
         )
     return value
+
+
+NUL = "\x00"
+
+
+def strip_nul(value: Any) -> Any:
+    """The value with U+0000 removed from every string in it, keys included. CSV cells and
+    JSON ``\\u0000`` escapes carry them; in training text they are noise that some readers
+    cut the text at, and in a key they make two keys look alike. Returns ``value`` itself
+    when it holds none, which is nearly always."""
+    if isinstance(value, str):
+        return value.replace(NUL, "") if NUL in value else value
+    if isinstance(value, dict):
+        return _strip_nul_dict(value)
+    if isinstance(value, list):
+        items = [strip_nul(item) for item in value]
+        changed = any(new is not old for new, old in zip(items, value, strict=True))
+        return items if changed else value
+    return value
+
+
+def _strip_nul_dict(record: dict[str, Any]) -> dict[str, Any]:
+    stripped: dict[str, Any] = {}
+    changed = False
+    for key, item in record.items():
+        new_key = strip_nul(key)
+        new_item = strip_nul(item)
+        changed = changed or new_key is not key or new_item is not item
+        if new_key in stripped:
+            raise RecordError(
+                "rename_conflict",
+                f"two fields are named {new_key!r} once NUL characters are removed",
+            )
+        stripped[new_key] = new_item
+    return stripped if changed else record
 
 
 def source_key(record: Mapping[str, Any], id_field: str | None, original: Mapping[str, Any]) -> str:

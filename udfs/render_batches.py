@@ -30,8 +30,12 @@ from udfs.records import (
     safe_text,
     source_key,
     stable_hash,
+    strip_nul,
     task_name,
 )
+from udfs.render_clock import alarm_scope
+from udfs.render_output import OUTPUT_CHAR_BUDGET, output_batches
+from udfs.render_output import RENDER_SCHEMA as RENDER_SCHEMA
 from udfs.templating import (
     CompiledTemplate,
     RenderError,
@@ -49,34 +53,6 @@ FILE_COLUMN = "_im_file"
 READER_COLUMNS = (JSON_TEXT_COLUMN, CORRUPT_COLUMN, FILE_COLUMN)
 
 RENDER_STAGE = "render"
-
-RENDER_SCHEMA = pa.schema(
-    [
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("source_key", pa.string(), nullable=False),
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("template_id", pa.string(), nullable=False),
-        pa.field("template_hash", pa.string(), nullable=False),
-        pa.field("language", pa.string()),
-        pa.field("target_language", pa.string()),
-        pa.field("instruction", pa.string()),
-        pa.field("response", pa.string()),
-        pa.field("content", pa.string()),
-        pa.field("target_content", pa.string()),
-        # The record's own text that dedup compares: the same for every row of one record.
-        pa.field("dedup_text", pa.string()),
-        pa.field("task", pa.string()),
-        # The record's own category names (through a crosswalk to a task cluster) and the
-        # datasets it derives from (for held-out same-source exclusion).
-        pa.field("categories", pa.list_(pa.string())),
-        pa.field("origins", pa.list_(pa.string())),
-        # Set on rejects only.
-        pa.field("reason", pa.string()),
-        pa.field("detail", pa.string()),
-        pa.field("record", pa.string()),
-        pa.field("source_file", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -116,18 +92,6 @@ class RenderPlan:
         return min(self.templates_per_record, len(self.templates))
 
 
-class _Columns:
-    def __init__(self) -> None:
-        self.data: dict[str, list[Any]] = {name: [] for name in RENDER_SCHEMA.names}
-
-    def add(self, **values: Any) -> None:
-        for name, column in self.data.items():
-            column.append(values.get(name))
-
-    def batch(self) -> pa.RecordBatch:
-        return pa.RecordBatch.from_pydict(self.data, schema=RENDER_SCHEMA)
-
-
 def _decode(plan: RenderPlan, row: dict[str, Any]) -> dict[str, Any]:
     """The record as stored in the source."""
     return decode_row(plan.record_format == "json_text", row)
@@ -139,10 +103,10 @@ def decode_row(json_text: bool, row: dict[str, Any]) -> dict[str, Any]:
     if UNDECODABLE in row:
         raise RecordError("invalid_utf8", row[UNDECODABLE])
     if json_text:
-        return parse_json_line(decode_utf8(row[JSON_TEXT_COLUMN] or b""))
+        return strip_nul(parse_json_line(decode_utf8(row[JSON_TEXT_COLUMN] or b"")))
     if row.get(CORRUPT_COLUMN) is not None:
         raise RecordError("malformed_row", "the row does not parse with the file's columns")
-    return {key: value for key, value in row.items() if key not in READER_COLUMNS}
+    return strip_nul({key: value for key, value in row.items() if key not in READER_COLUMNS})
 
 
 def _raw_text(plan: RenderPlan, row: dict[str, Any]) -> str:
@@ -286,6 +250,23 @@ def _field_names(field: str | None, record: dict[str, Any], key: str) -> list[st
     return names(record.get(field), f"{key} {field!r}") if field is not None else []
 
 
+def _identity(plan: RenderPlan, prepared: _Prepared, index: int) -> dict[str, Any]:
+    """The columns every row of a record and template has, rendered or rejected."""
+    template_id = plan.templates[index].template_id
+    return {
+        "source": plan.source,
+        "source_key": safe_text(prepared.key),
+        "id": record_id(plan.source, prepared.key, template_id),
+        "template_id": template_id,
+        "template_hash": plan.templates[index].template_hash,
+        "language": prepared.language,
+        "target_language": prepared.target_language,
+        "task": prepared.task or plan.task,
+        "categories": prepared.categories,
+        "origins": prepared.origins,
+    }
+
+
 def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """One output row per (record, chosen template)."""
     template_ids = [spec.template_id for spec in plan.templates]
@@ -302,24 +283,15 @@ def render_rows(plan: RenderPlan, rows: Iterable[dict[str, Any]]) -> Iterator[di
         )
         for index in chosen:
             template_id = template_ids[index]
-            out = {
-                "source": plan.source,
-                "source_key": safe_text(prepared.key),
-                "id": record_id(plan.source, prepared.key, template_id),
-                "template_id": template_id,
-                "template_hash": plan.templates[index].template_hash,
-                "language": prepared.language,
-                "target_language": prepared.target_language,
-                "task": prepared.task or plan.task,
-                "categories": prepared.categories,
-                "origins": prepared.origins,
-            }
+            out = _identity(plan, prepared, index)
             try:
                 if prepared.failure is not None or prepared.record is None:
                     raise prepared.failure or RecordError("internal_error", "no record")
                 salt = f"{plan.seed}\x1f{plan.source}\x1f{prepared.key}\x1f{template_id}"
                 template = templates[index]
-                out["instruction"], out["response"] = render(template, prepared.record, salt)
+                out["instruction"], out["response"] = render(
+                    template, prepared.record, salt, plan.max_chars, plan.max_seconds
+                )
                 own, target = content_fields[index]
                 out["content"] = _content(prepared.record, own)
                 out["target_content"] = _content(prepared.record, target)
@@ -382,10 +354,13 @@ def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
         return [_row_or_marker(batch, index) for index in range(batch.num_rows)]
 
 
-def render_batches(plan: RenderPlan, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` body: one output batch per input batch."""
+def render_batches(
+    plan: RenderPlan, batches: Iterable[pa.RecordBatch], char_budget: int = OUTPUT_CHAR_BUDGET
+) -> Iterator[pa.RecordBatch]:
+    """The ``mapInArrow`` body: each input batch's rows, in one output batch or, past
+    ``char_budget`` characters of text, in several."""
     for batch in batches:
-        columns = _Columns()
-        for out in render_rows(plan, _python_rows(batch)):
-            columns.add(**out)
-        yield columns.batch()
+        with alarm_scope():  # one SIGPROF handler for the batch; each record sets the timer
+            rendered = render_rows(plan, _python_rows(batch))
+            output = list(output_batches(rendered, char_budget))
+        yield from output

@@ -15,7 +15,10 @@ Deliberate differences, each one stricter and each one a reject rather than a si
   ``random.choice``, so reruns are identical;
 - ``|||`` is protected at every depth of the record (promptsource protects top-level strings);
 - no truncation (promptsource's ``truncate=True`` cuts the output of every ``{{ ... }}`` to
-  2,048 characters): long fields are the data, so they are kept whole.
+  2,048 characters): long fields are the data, so they are kept whole;
+- bounds per record (:mod:`udfs.render_bounds`): a render that would pass ``max_chars`` or
+  run past ``max_seconds`` is a ``render_too_large`` or ``render_timeout`` reject;
+- NUL characters are dropped from the rendered text (records lose theirs when decoded).
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from typing import Any
 import jinja2
 from jinja2 import StrictUndefined, meta
 from jinja2.exceptions import SecurityError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+
+from udfs.bounded_sandbox import BoundedEnvironment, guard_template
+from udfs.render_bounds import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_SECONDS,
+    BoundExceeded,
+    render_text,
+)
+from udfs.render_clock import bounded
 
 SEPARATOR = "|||"
 # promptsource's own placeholder, kept so intermediate strings match its renderer byte for byte.
@@ -154,18 +165,19 @@ def _highlight(text: str) -> str:
     return "<span style='color: #F08080'>" + text + "</span>"
 
 
-_environment: SandboxedEnvironment | None = None
+_environment: BoundedEnvironment | None = None
 
 
-def environment() -> SandboxedEnvironment:
+def environment() -> BoundedEnvironment:
     """The one Jinja environment, built once per process (driver or Python worker)."""
     global _environment
     if _environment is None:
-        env = SandboxedEnvironment(undefined=StrictUndefined)
+        env = BoundedEnvironment(undefined=StrictUndefined)
         env.globals.update(zip=zip)
         env.filters["choice"] = _choice
         env.filters["most_frequent"] = _most_frequent
         env.filters["highlight"] = _highlight
+        env.wrap_filters()
         _environment = env
     return _environment
 
@@ -180,15 +192,18 @@ def compile_template(spec: TemplateSpec) -> CompiledTemplate:
         )
     try:
         body_ast = env.parse(spec.jinja)
-        body = env.from_string(body_ast)
-        choices = None
         fields = set(meta.find_undeclared_variables(body_ast))
+        body = env.from_string(guard_template(body_ast, env))
+        choices = None
         if spec.answer_choices is not None:
             choices_ast = env.parse(spec.answer_choices)
-            choices = env.from_string(choices_ast)
             fields |= meta.find_undeclared_variables(choices_ast)
+            choices = env.from_string(guard_template(choices_ast, env))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateCompileError(f"{where}: line {exc.lineno}: {exc.message}") from exc
+    except (ValueError, OverflowError, RecursionError, MemoryError) as exc:
+        # A 5,000-digit literal, brackets nested thousands deep: a config error, not a crash.
+        raise TemplateCompileError(f"{where}: {type(exc).__name__}: {exc}"[:500]) from exc
     fields.discard(RESERVED_FIELD)
     fields -= set(env.globals)
     return CompiledTemplate(
@@ -231,14 +246,27 @@ def _unprotect(text: str) -> str:
 def _render_choices(template: CompiledTemplate, protected: dict[str, Any]) -> list[str] | None:
     if template.choices is None:
         return None
-    rendered = template.choices.render(**protected)
+    rendered = render_text(template.choices, protected)
     return [_unprotect(choice.strip()) for choice in rendered.split(SEPARATOR)]
 
 
+def _bound_detail(template: CompiledTemplate, exc: BoundExceeded) -> str:
+    spec = template.spec
+    detail = f"template {spec.name!r} ({spec.template_id}): {exc}"
+    if exc.setting is not None:
+        detail += f"; raise {exc.setting} in the pipeline YAML if records need more"
+    return detail
+
+
 def render(
-    template: CompiledTemplate, record: Mapping[str, Any], choice_salt: str = ""
+    template: CompiledTemplate,
+    record: Mapping[str, Any],
+    choice_salt: str = "",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
 ) -> tuple[str, str]:
-    """Return ``(instruction, response)`` or raise :class:`RenderError` with the reason."""
+    """Return ``(instruction, response)`` or raise :class:`RenderError` with the reason.
+    ``max_chars`` bounds the rendered text and every value built on the way to it."""
     if RESERVED_FIELD in record:
         raise RenderError(
             "reserved_field",
@@ -246,9 +274,12 @@ def render(
         )
     token = _choice_state.set((choice_salt, [0]))
     try:
-        protected = _protect(record)
-        protected[RESERVED_FIELD] = _render_choices(template, protected)
-        rendered = template.body.render(**protected)
+        with bounded(max_chars, max_seconds):
+            protected = _protect(record)
+            protected[RESERVED_FIELD] = _render_choices(template, protected)
+            rendered = render_text(template.body, protected)
+    except BoundExceeded as exc:
+        raise RenderError(exc.reason, _bound_detail(template, exc)) from None
     except BlankFieldError as exc:
         raise RenderError(
             "empty_field", f"the template writes {exc.name!r}, which is null or blank here"
@@ -261,6 +292,12 @@ def render(
         raise RenderError("template_error", f"{type(exc).__name__}: {exc}") from exc
     finally:
         _choice_state.reset(token)
+    return _split(rendered)
+
+
+def _split(rendered: str) -> tuple[str, str]:
+    if "\x00" in rendered:  # a template's own NUL; a record's are gone when it is decoded
+        rendered = rendered.replace("\x00", "")
     parts = [_unprotect(part).strip() for part in rendered.split(SEPARATOR)]
     if len(parts) == 1:
         raise RenderError("no_response", f"the rendered text has no '{SEPARATOR}' separator")

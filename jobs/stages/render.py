@@ -39,8 +39,10 @@ def render_stage(plan: RenderPlan) -> Callable[[DataFrame], DataFrame]:
 
     def render_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for rendered in render_batches(plan, [batch]):
-                yield _with_input_rows(rendered, batch.num_rows)
+            # A batch past the output budget comes back in several: its input count goes
+            # on the first, so the read count stays one per input record.
+            for n, rendered in enumerate(render_batches(plan, [batch])):
+                yield _with_input_rows(rendered, batch.num_rows if n == 0 else 0)
 
     def stage(frame: DataFrame) -> DataFrame:
         return frame.mapInArrow(render_partition, RENDER_STRUCT)
