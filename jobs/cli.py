@@ -46,6 +46,12 @@ def _build(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_ID",
         help="continue a stopped run from the last stage it finished (same conf and output)",
     )
+    parser.add_argument(
+        "--table",
+        metavar="DB.NAME",
+        help="register the committed data as this catalog table (and DB.NAME_rejects) in "
+        "the session's Hive metastore; overrides the conf's `table`",
+    )
     parser.set_defaults(handler=build_command)
 
 

@@ -11,7 +11,9 @@ counted from what is on disk. The staging folder is removed when the build succe
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import re
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,8 +22,9 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.config import ConfigError, RunPlan, load_plan
+from jobs.config.models import TABLE_NAME
+from jobs.io import catalog, hadoop_fs
 from jobs.io import commit as commits
-from jobs.io import hadoop_fs
 from jobs.io.staging import Staging
 from jobs.io.writer import write_partitioned
 from jobs.layout import LOAD_DATE, OutputLayout
@@ -339,6 +342,12 @@ def build_command(args: argparse.Namespace) -> int:
     log.info("plan: %d sources, %d templates -> %s", len(plan.sources),
              sum(len(s.render.templates) for s in plan.sources), plan.output)  # fmt: skip
     layout = OutputLayout.for_run(plan.output, plan.pipeline.partition_by, args.run_date)
+    table = args.table or plan.pipeline.table
+    if table is not None and not re.match(TABLE_NAME, table):
+        return config_failure(ConfigError(f"--table {table!r}: expected db.name"))
+    spark_conf = dict(plan.spark_conf)
+    if table is not None:
+        spark_conf.update(catalog.catalog_conf(plan.output, spark_conf))
 
     def build(spark: SparkSession) -> int:
         for line in commits.finish_commits(spark, layout):
@@ -347,6 +356,10 @@ def build_command(args: argparse.Namespace) -> int:
         if not resume:
             record_run(spark, layout, plan, run)
         manifest = run_build(spark, plan, run, resume)
+        if table is not None:
+            # After the commit: the table points at committed folders only. Registering is
+            # idempotent, so a failure here is mended by the next run.
+            log.info("catalog: %s", json.dumps(catalog.register(spark, table, layout)))
         print()
         print(manifest.summary_table())
         print(f"\nrun {manifest.run_id}: data in {manifest.output['data']}")
@@ -358,4 +371,4 @@ def build_command(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     name = f"instructmill build {plan.output}"
-    return run_command("build", name, args.master, plan.spark_conf, build)
+    return run_command("build", name, args.master, spark_conf, build)

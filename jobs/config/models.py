@@ -20,6 +20,8 @@ from udfs.records import FIELD_TYPES
 from udfs.render_batches import READER_COLUMNS
 
 PARTITION_COLUMNS = ("language", "task_cluster", "split", "task", "source", "license")
+# db.name: both parts plain identifiers, so they need no quoting rules beyond backticks.
+TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 COMPRESSIONS = Literal["zstd", "snappy", "gzip", "lz4", "none"]
 
 
@@ -262,7 +264,8 @@ class RenderLimits(Strict):
     """Per-record bounds on rendering, so one hostile template or record cannot exhaust a
     worker: a record past either bound is a reject (render_too_large, render_timeout)."""
 
-    max_chars: int = Field(default=1_000_000, ge=1)  # instruction + response, per row
+    # instruction + response, per row; a row must fit an Arrow string (2 GiB of UTF-8)
+    max_chars: int = Field(default=1_000_000, ge=1, le=500_000_000)
     max_seconds: float = Field(default=0.5, gt=0, le=3600)
 
 
@@ -292,6 +295,9 @@ class PipelineConfig(Strict):
     # dedup settings even when dedup is disabled.
     decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     render: RenderLimits = Field(default_factory=RenderLimits)
+    # Register the committed data as this partitioned catalog table (db.name), and the
+    # rejects as db.name_rejects; --table overrides it.
+    table: str | None = Field(default=None, pattern=TABLE_NAME)
 
     @field_validator("partition_by")
     @classmethod
