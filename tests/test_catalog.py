@@ -114,6 +114,17 @@ def _build(conf: Path, day: str) -> dict[str, Any]:
     return json.loads(line.split("catalog: ", 1)[1])  # type: ignore[no-any-return]
 
 
+def _script(script: str, cwd: Path, root: str) -> dict[str, Any]:
+    """A Spark script in its own process on the output ``root`` (small JVM); the JSON it
+    prints last."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, root, json.dumps(SMALL_JVM)],
+        cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
 def _run_ids(rows: list[dict[str, Any]]) -> set[str]:
     return {row["run_id"] for row in rows}
 
@@ -184,12 +195,7 @@ def test_the_table_holds_exactly_the_committed_loads(loads: dict[str, Any], repo
     assert (project / "metastore_db").is_dir() and (project / "derby.log").is_file()
     assert (project / "warehouse" / "lake.db").is_dir()
 
-    done = subprocess.run(
-        [sys.executable, "-c", QUERY, str(out), json.dumps(SMALL_JVM)],
-        cwd=project, env=_env(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _script(QUERY, project, str(out))
     assert seen["type"] == "EXTERNAL"
     committed = _committed(out, "data", DATA_COLUMNS)
     assert Counter(map(tuple, seen["data"])) == committed
@@ -358,12 +364,7 @@ spark.stop()
 
 def test_a_full_build_syncs_every_partition(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-c", FULL_BUILD, str(out), json.dumps(SMALL_JVM)],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _script(FULL_BUILD, ROOT, str(out))
     first, second = seen["first"], seen["second"]
     assert first["rows"] == [["en", "a b/c%", "1"], ["en", "qa", "2"], ["fr", "qa", "1"]]
     assert first["record"]["partitions"] == 3 and first["record"]["dropped"] == 0
