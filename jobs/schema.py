@@ -49,6 +49,13 @@ OUTPUT_COLUMNS: tuple[tuple[str, T.DataType, bool, str], ...] = (
         "promptsource template UUID, or the .jinja path under templates/ without suffix",
     ),
     ("template_hash", T.StringType(), False, "hash of the template text and answer_choices"),
+    (
+        "template_format",
+        T.StringType(),
+        False,
+        "FLAN format (zsopt, zsnoopt, fsopt, fsnoopt: zero-/few-shot, with/without the "
+        "options listed) or, for a SuperNI source with demonstrations, its encoding",
+    ),
     ("instruction", T.StringType(), False, "rendered input (promptsource's part before |||)"),
     ("response", T.StringType(), False, "rendered target (promptsource's part after |||)"),
     ("messages", T.ArrayType(MESSAGE), False, "the pair as chat turns: user, assistant"),

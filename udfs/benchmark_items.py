@@ -14,8 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from udfs.record_content import content as _content
 from udfs.records import RecordError, source_key
-from udfs.render_batches import _content, _python_rows, decode_row
+from udfs.render_batches import _python_rows, decode_row
 
 ITEM_SCHEMA = pa.schema(
     [

@@ -37,7 +37,7 @@ def stable_hash(*parts: str, digest_size: int = 16) -> str:
     return hashlib.blake2b(joined, digest_size=digest_size).hexdigest()
 
 
-def _hash64(*parts: str) -> int:
+def hash64(*parts: str) -> int:
     return int(stable_hash(*parts, digest_size=8), 16)
 
 
@@ -269,7 +269,7 @@ def choose_templates(
         return list(range(len(template_ids)))
     ranked = sorted(
         range(len(template_ids)),
-        key=lambda i: (_hash64(str(seed), source, key, template_ids[i]), template_ids[i]),
+        key=lambda i: (hash64(str(seed), source, key, template_ids[i]), template_ids[i]),
     )
     return sorted(ranked[:per_record])
 

@@ -38,6 +38,12 @@ RENDER_SCHEMA = pa.schema(
         # datasets it derives from (for held-out same-source exclusion).
         pa.field("categories", pa.list_(pa.string())),
         pa.field("origins", pa.list_(pa.string())),
+        # The row's FLAN format (zsopt, zsnoopt, fsopt, fsnoopt) or SuperNI encoding; the
+        # FLAN option list (few-shot exemplars show it); the SuperNI encoding the record's
+        # hash picked when its task file could not support it.
+        pa.field("template_format", pa.string()),
+        pa.field("answer_options", pa.string()),
+        pa.field("format_fallback", pa.string()),
         # Set on rejects only.
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),

@@ -63,12 +63,21 @@ def _promptsource_entries(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def _plain_metadata(metadata: Any) -> dict[str, Any] | None:
+    """promptsource's TemplateMetadata keys, as JSON-ready values."""
+    if not isinstance(metadata, dict):
+        return None
+    keys = ("original_task", "choices_in_prompt", "languages", "metrics")
+    return {key: metadata[key] for key in keys if key in metadata}
+
+
 def load_promptsource_file(path: Path, names: Sequence[str] | None = None) -> list[TemplateSpec]:
     """All templates of a promptsource file in file order, or the ones named in ``names``
     (in the order given)."""
     specs = []
     for entry in _promptsource_entries(path):
         choices = entry.get("answer_choices")
+        metadata = entry.get("metadata")
         specs.append(
             TemplateSpec(
                 template_id=str(entry.get("id") or ""),
@@ -76,6 +85,7 @@ def load_promptsource_file(path: Path, names: Sequence[str] | None = None) -> li
                 jinja=entry["jinja"],
                 answer_choices=None if choices is None else str(choices),
                 origin=str(path),
+                metadata=_plain_metadata(metadata),
             )
         )
     missing_ids = [spec.name for spec in specs if not spec.template_id]

@@ -119,6 +119,9 @@ class TemplateSpec:
     jinja: str
     answer_choices: str | None = None
     origin: str = ""
+    # promptsource's metadata (original_task, choices_in_prompt, languages, metrics), kept
+    # for the manifest; not part of what renders.
+    metadata: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @property
     def template_hash(self) -> str:
@@ -267,6 +270,20 @@ def render(
 ) -> tuple[str, str]:
     """Return ``(instruction, response)`` or raise :class:`RenderError` with the reason.
     ``max_chars`` bounds the rendered text and every value built on the way to it."""
+    instruction, response, _ = render_with_choices(
+        template, record, choice_salt, max_chars, max_seconds
+    )
+    return instruction, response
+
+
+def render_with_choices(
+    template: CompiledTemplate,
+    record: Mapping[str, Any],
+    choice_salt: str = "",
+    max_chars: int = DEFAULT_MAX_CHARS,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+) -> tuple[str, str, list[str] | None]:
+    """:func:`render`, and the rendered answer choices (None without ``answer_choices``)."""
     if RESERVED_FIELD in record:
         raise RenderError(
             "reserved_field",
@@ -276,7 +293,7 @@ def render(
     try:
         with bounded(max_chars, max_seconds):
             protected = _protect(record)
-            protected[RESERVED_FIELD] = _render_choices(template, protected)
+            choices = protected[RESERVED_FIELD] = _render_choices(template, protected)
             rendered = render_text(template.body, protected)
     except BoundExceeded as exc:
         raise RenderError(exc.reason, _bound_detail(template, exc)) from None
@@ -292,7 +309,7 @@ def render(
         raise RenderError("template_error", f"{type(exc).__name__}: {exc}") from exc
     finally:
         _choice_state.reset(token)
-    return _split(rendered)
+    return (*_split(rendered), choices)
 
 
 def _split(rendered: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from jobs.manifests.build import BuildCounts, BuildManifest, BuildRun
 from jobs.manifests.counts import (
     RenderedCounts,
     cluster_summary,
+    count_fallbacks,
     count_input_rows,
     count_on_disk,
     count_rendered,
@@ -73,6 +74,8 @@ from jobs.stages.dedup import (
 from jobs.stages.earlier_loads import STAGE as EARLIER_STAGE
 from jobs.stages.earlier_loads import EarlierLoads, index_rows
 from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
+from jobs.stages.few_shot import NEEDS as FEW_SHOT_INPUTS
+from jobs.stages.few_shot import few_shot_stage
 from jobs.stages.langid import OUTPUT_FIELDS as LANGID_COLUMNS
 from jobs.stages.langid import langid_stage, ship_model, without_langid
 from jobs.stages.render import rendered_sources, with_run_columns
@@ -173,6 +176,7 @@ def build_stages(
         *([Stage(EARLIER_STAGE, loads.stage, ("id", "dedup_text"))] if loads else []),
         *_dedup_stages(plan, staging),
         Stage("exact repeats", without_repeats, (REPEAT, "is_duplicate")),
+        Stage("few-shot", few_shot_stage(plan.sources, pipeline.seed, staging), FEW_SHOT_INPUTS),
     ]
 
 
@@ -224,7 +228,7 @@ def _on_disk(spark: SparkSession, layout: OutputLayout, run_id: str) -> tuple[An
     (source, template, reason)."""
     written = count_on_disk(
         spark, layout.data, OUTPUT_SCHEMA, layout.data_partitions, run_id,
-        ("source", "template_id", "task_cluster", "split"), layout.date_folder,
+        ("source", "template_id", "task_cluster", "split", "template_format"), layout.date_folder,
     )  # fmt: skip
     rejected = count_on_disk(
         spark, layout.rejects, REJECT_SCHEMA, layout.reject_partitions, run_id,
@@ -279,12 +283,15 @@ def run_build(
             counts = count_rendered(rows)
             clusters = cluster_summary(rows.transform(accepted_rows)) if plan.dedup else None
             shared_ids = count_shared_ids(rows.transform(accepted_rows).transform(unique_rows))
+            fallbacks = count_fallbacks(rows.transform(accepted_rows).transform(unique_rows))
         _log_counts(counts, repeated, shared_ids, time.perf_counter() - started)
         _write_outputs(runner, rows, staged, plan, counts, loads)
         with runner.step("count written"):
             written, rejected = _on_disk(spark, staged, run.run_id)
             files = commits.committed_files(spark, layout, run.run_id)
-    counted = BuildCounts(read, written, rejected, counts.duplicates, shared_ids, counts.languages)
+    counted = BuildCounts(
+        read, written, rejected, counts.duplicates, shared_ids, counts.languages, fallbacks
+    )
     manifest = BuildManifest.of(
         plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),
         decontamination=found, repeated_ids=repeated,

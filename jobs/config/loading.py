@@ -49,6 +49,9 @@ def _models_under(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
     return found
 
 
+_VALIDATOR_TAG = re.compile(r"^function-(?:after|before|wrap)\[[^,\]]+, (\w+)\]$")
+
+
 def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, type[BaseModel]]:
     """The user's key path for a pydantic location, and the model that holds its last key."""
     models = _models_under(model)
@@ -58,6 +61,8 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[str, type[BaseM
             path += f"[{part}]"
         elif part in models:
             current = models[part]
+        elif (after := _VALIDATOR_TAG.match(str(part))) and after.group(1) in models:
+            current = models[after.group(1)]  # a model with a model_validator
         elif not _UNION_TAG.match(str(part)) or part in current.model_fields:
             path += f".{part}" if path else str(part)
             field = current.model_fields.get(part)

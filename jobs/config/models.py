@@ -6,14 +6,19 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from jobs.config.source_options import (
+    FLAN_FORMATS,
+    FewShotOptions,
+    SuperniOptions,
+    TemplateRef,
+)
+from jobs.config.strict import Strict
 from jobs.layout import DEFAULT_PARTITION_BY
 from udfs.language_codes import UnknownLanguageLabel, declared_code, iso_code
 from udfs.records import FIELD_TYPES
@@ -23,16 +28,6 @@ PARTITION_COLUMNS = ("language", "task_cluster", "split", "task", "source", "lic
 # db.name: both parts plain identifiers, so they need no quoting rules beyond backticks.
 TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 COMPRESSIONS = Literal["zstd", "snappy", "gzip", "lz4", "none"]
-
-
-class Strict(BaseModel):
-    # strict: `seed: "7"` or `templates_per_record: true` are errors, not silent coercions.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class TemplateRef(Strict):
-    path: str
-    names: list[str] | None = Field(default=None, min_length=1)
 
 
 class CsvOptions(Strict):
@@ -53,7 +48,11 @@ class DatasetRegistry(Strict):
     description: str | None = None
     path: str | list[str]
     # superni: Super-NaturalInstructions task files, one record per instance (jobs.io.readers).
-    format: Literal["jsonl", "parquet", "csv", "superni"]
+    # hf: a Hugging Face datasets folder (save_to_disk, or the Hub's Parquet layout);
+    # conllu: CoNLL-U treebank files, one record per sentence.
+    format: Literal["jsonl", "parquet", "csv", "superni", "hf", "conllu"]
+    # format hf: the split of a DatasetDict or of a Parquet layout.
+    split: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     id_field: str | None = None
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}([_-][a-z0-9]{2,8})*$")
     language_field: str | None = None
@@ -84,6 +83,16 @@ class DatasetRegistry(Strict):
     csv: CsvOptions | None = None
     # The fields whose text dedup compares; default: every field the templates insert.
     dedup_fields: list[str] = Field(default_factory=list)
+    superni: SuperniOptions | None = None
+    formats: list[Literal[FLAN_FORMATS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: ["zsnoopt"], min_length=1
+    )
+    few_shot: FewShotOptions = Field(default_factory=FewShotOptions)
+    # Translation: also write every pair the other way round (source and target swapped).
+    invert: bool = False
+    # With invert: the source-language fields, paired in order with target_fields
+    # (default: the one other field the templates insert).
+    source_fields: list[str] = Field(default_factory=list)
 
     @field_validator("language", "target_language")
     @classmethod
@@ -133,6 +142,25 @@ class DatasetRegistry(Strict):
         if value is not None and info.data.get("format") != "csv":
             raise ValueError("'csv' options apply only to format: csv")
         return value
+
+    @field_validator("split")
+    @classmethod
+    def _split_only_for_hf(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("format") != "hf":
+            raise ValueError("'split' applies only to format: hf")
+        return value
+
+    @model_validator(mode="after")
+    def _options_fit_format(self) -> DatasetRegistry:
+        if self.superni is not None and self.format != "superni":
+            raise ValueError("'superni' options apply only to format: superni")
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError("formats: a format is listed twice")
+        if self.invert and not self.target_fields:
+            raise ValueError("invert: true needs a translation (target_fields and its language)")
+        if self.source_fields and len(self.source_fields) != len(self.target_fields):
+            raise ValueError("source_fields pairs one field with each of target_fields")
+        return self
 
     @field_validator("rename")
     @classmethod
@@ -216,7 +244,11 @@ class BenchmarkRef(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     path: str | list[str]  # relative to the pipeline file; globs allowed
-    format: Literal["jsonl", "parquet", "csv", "superni"]
+    # hf: a Hugging Face datasets folder (save_to_disk, or the Hub's Parquet layout);
+    # conllu: CoNLL-U treebank files, one record per sentence.
+    format: Literal["jsonl", "parquet", "csv", "superni", "hf", "conllu"]
+    # format hf: the split of a DatasetDict or of a Parquet layout.
+    split: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
     id_field: str | None = None  # default: a hash of the item's content
     fields: list[str] = Field(min_length=1)  # the texts to check against
     csv: CsvOptions | None = None
@@ -298,6 +330,9 @@ class PipelineConfig(Strict):
     # Register the committed data as this partitioned catalog table (db.name), and the
     # rejects as db.name_rejects; --table overrides it.
     table: str | None = Field(default=None, pattern=TABLE_NAME)
+    # A folder holding promptsource's templates/ tree, for `promptsource: DATASET` entries.
+    # (or several: the first holding a dataset wins)
+    promptsource_root: str | list[str] | None = None
 
     @field_validator("partition_by")
     @classmethod

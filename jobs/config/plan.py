@@ -4,6 +4,7 @@ starts. A plan holds the models themselves; everything else about them is derive
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from jobs.config.sources import (
 from udfs.langid import LangIdSettings
 from udfs.render_batches import RenderPlan
 from udfs.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+from udfs.templating import TemplateSpec, compile_template
 
 DEFAULT_TAXONOMY = str(Path(__file__).resolve().parents[2] / "conf" / "task_clusters.yaml")
 
@@ -132,7 +134,12 @@ def _describe_source(source: SourcePlan) -> dict[str, Any]:
         "paths": list(source.paths),
         "registry": source.registry.model_dump(mode="json", exclude_none=True),
         "templates": {
-            spec.template_id: {"name": spec.name, "hash": spec.template_hash, "origin": spec.origin}
+            spec.template_id: {
+                "name": spec.name,
+                "hash": spec.template_hash,
+                "origin": spec.origin,
+                **({"metadata": dict(spec.metadata)} if spec.metadata else {}),
+            }
             for spec in source.render.templates
         },
     }
@@ -144,11 +151,45 @@ def templates_per_record(pipeline: PipelineConfig) -> int | None:
     return None if per_record == "all" else per_record
 
 
-def _render_plan(file: Path, registry: DatasetRegistry, pipeline: PipelineConfig) -> RenderPlan:
+def _invert_pairs(
+    file: Path, registry: DatasetRegistry, templates: tuple[TemplateSpec, ...]
+) -> tuple[tuple[str, str], ...]:
+    """(source field, target field) pairs an inverted row swaps: ``source_fields``, or the
+    one field besides the target the templates insert."""
+    if not registry.invert:
+        return ()
+    if registry.source_fields:
+        return tuple(zip(registry.source_fields, registry.target_fields, strict=True))
+    not_text = {registry.id_field, registry.language_field, registry.target_language_field,
+                registry.task_field, registry.categories_field, registry.origin_field}  # fmt: skip
+    inserted = set().union(*(compile_template(spec).fields for spec in templates))
+    others = sorted(inserted - not_text - set(registry.target_fields))
+    if len(others) != 1 or len(registry.target_fields) != 1:
+        raise ConfigError(
+            f"{file}: invert: cannot tell which field pairs with {registry.target_fields} "
+            f"(the templates insert {others} besides them); name them in source_fields"
+        )
+    return ((others[0], registry.target_fields[0]),)
+
+
+def _check_formats(file: Path, registry: DatasetRegistry) -> None:
+    if registry.superni is not None and registry.formats != ["zsnoopt"]:
+        raise ConfigError(
+            f"{file}: formats: a source with SuperNI demonstrations ('superni:') takes its "
+            "rows' formats from superni.encodings; remove formats"
+        )
+
+
+def _render_plan(
+    file: Path, registry: DatasetRegistry, pipeline: PipelineConfig, roots: Sequence[Path]
+) -> RenderPlan:
+    templates = load_templates(file, registry, roots)
+    _check_formats(file, registry)
+    superni = registry.superni
     return RenderPlan(
         source=registry.name,
         record_format="json_text" if registry.format == "jsonl" else "columns",
-        templates=load_templates(file, registry),
+        templates=templates,
         templates_per_record=templates_per_record(pipeline),
         seed=pipeline.seed,
         id_field=registry.id_field,
@@ -168,14 +209,30 @@ def _render_plan(file: Path, registry: DatasetRegistry, pipeline: PipelineConfig
         origin_field=registry.origin_field,
         max_chars=pipeline.render.max_chars,
         max_seconds=pipeline.render.max_seconds,
+        formats=tuple(registry.formats),
+        superni_encodings=tuple(superni.encodings) if superni is not None else (),
+        max_demo_chars=superni.max_demo_chars if superni is not None else 2000,
+        invert_pairs=_invert_pairs(file, registry, templates),
     )
 
 
-def load_registry(file: Path, pipeline: PipelineConfig, taxonomy: Taxonomy) -> SourcePlan:
+def load_registry(
+    file: Path, pipeline: PipelineConfig, taxonomy: Taxonomy, roots: Sequence[Path] = ()
+) -> SourcePlan:
     registry = validate(file, DatasetRegistry, load_yaml(file, "dataset registry"))
     check_taxonomy_names(file, registry, taxonomy)
     paths = registry_paths(file, registry)
-    return SourcePlan(registry, str(file), paths, _render_plan(file, registry, pipeline))
+    return SourcePlan(registry, str(file), paths, _render_plan(file, registry, pipeline, roots))
+
+
+def promptsource_roots(file: Path, pipeline: PipelineConfig) -> tuple[Path, ...]:
+    given = pipeline.promptsource_root
+    roots = [given] if isinstance(given, str) else list(given or [])
+    resolved = tuple(Path(resolve_path(file.parent, root)) for root in roots)
+    for index, root in enumerate(resolved):
+        if not root.is_dir():
+            raise ConfigError(f"{file}: promptsource_root[{index}]: {str(root)!r} is not a folder")
+    return resolved
 
 
 def _registry_files(file: Path, pipeline: PipelineConfig) -> list[str]:
@@ -188,12 +245,15 @@ def _registry_files(file: Path, pipeline: PipelineConfig) -> list[str]:
 
 
 def _sources(
-    registry_files: list[str], pipeline: PipelineConfig, taxonomy: Taxonomy
+    registry_files: list[str],
+    pipeline: PipelineConfig,
+    taxonomy: Taxonomy,
+    roots: Sequence[Path] = (),
 ) -> tuple[SourcePlan, ...]:
     sources: list[SourcePlan] = []
     names: dict[str, str] = {}
     for registry_file in registry_files:
-        source = load_registry(Path(registry_file), pipeline, taxonomy)
+        source = load_registry(Path(registry_file), pipeline, taxonomy, roots)
         if source.name in names:
             raise ConfigError(
                 f"{registry_file}: name: source name {source.name!r} is already used by "
@@ -231,7 +291,7 @@ def load_plan(conf_file: str | Path, output_override: str | None = None) -> RunP
     pipeline = validate(file, PipelineConfig, load_yaml(file, "pipeline"))
     registry_files = _registry_files(file, pipeline)
     taxonomy = _taxonomy(file, pipeline)
-    sources = _sources(registry_files, pipeline, taxonomy)
+    sources = _sources(registry_files, pipeline, taxonomy, promptsource_roots(file, pipeline))
     model = langid_model(file, pipeline.langid)
     names = sorted(source.name for source in sources)
     unknown = sorted(set(pipeline.dedup.source_priority) - set(names))

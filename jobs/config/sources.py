@@ -6,11 +6,15 @@ from __future__ import annotations
 import csv
 import glob
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from jobs.config.loading import ConfigError
 from jobs.config.models import CsvOptions, DatasetRegistry
+from jobs.config.promptsource_names import promptsource_templates, template_matches
+from jobs.config.source_options import TemplateRef
+from udfs.hf_layout import HfLayoutError, resolve_hf
 from udfs.taxonomy import Taxonomy
 from udfs.template_files import TemplateFileError, load_template_file
 from udfs.templating import TemplateCompileError, TemplateSpec, compile_template
@@ -98,19 +102,37 @@ def _check_csv_headers(file: Path, paths: list[str], options: CsvOptions) -> Non
         first = first or (path, header)
 
 
-def load_templates(file: Path, registry: DatasetRegistry) -> tuple[TemplateSpec, ...]:
+def _file_templates(file: Path, key: str, ref: str | TemplateRef) -> list[TemplateSpec]:
+    path, names = (ref, None) if isinstance(ref, str) else (ref.path, ref.names)
+    assert path is not None
+    resolved = Path(resolve_path(file.parent, path))
+    if not resolved.is_file():
+        raise ConfigError(f"{file}: {key}: template file {str(resolved)!r} does not exist")
+    try:
+        loaded = load_template_file(resolved, names)
+    except TemplateFileError as exc:
+        raise ConfigError(f"{file}: {key}: {exc}") from None
+    if isinstance(ref, TemplateRef) and (ref.original_task is not None or ref.languages):
+        loaded = [spec for spec in loaded if template_matches(spec, ref)]
+        if not loaded:
+            raise ConfigError(f"{file}: {key}: no template of {resolved} passes its filters")
+    return loaded
+
+
+def load_templates(
+    file: Path, registry: DatasetRegistry, promptsource_roots: Sequence[Path] = ()
+) -> tuple[TemplateSpec, ...]:
     specs: list[TemplateSpec] = []
     for index, ref in enumerate(registry.templates):
-        path, names = (ref, None) if isinstance(ref, str) else (ref.path, ref.names)
         key = f"templates[{index}]"
-        resolved = Path(resolve_path(file.parent, path))
-        if not resolved.is_file():
-            raise ConfigError(f"{file}: {key}: template file {str(resolved)!r} does not exist")
+        if isinstance(ref, TemplateRef) and ref.promptsource is not None:
+            loaded = promptsource_templates(f"{file}: {key}", ref, promptsource_roots)
+        else:
+            loaded = _file_templates(file, key, ref)
         try:
-            loaded = load_template_file(resolved, names)
             for spec in loaded:
                 compile_template(spec)
-        except (TemplateFileError, TemplateCompileError) as exc:
+        except TemplateCompileError as exc:
             raise ConfigError(f"{file}: {key}: {exc}") from None
         specs.extend(loaded)
     seen: dict[str, str] = {}
@@ -148,4 +170,19 @@ def registry_paths(file: Path, registry: DatasetRegistry) -> tuple[str, ...]:
         paths.extend(expand_local(file, key, resolve_path(file.parent, pattern)))
     if registry.format == "csv":
         _check_csv_headers(file, paths, registry.csv or CsvOptions())
+    if registry.format == "hf":
+        _check_hf_folder(file, paths, registry.split)
     return tuple(dict.fromkeys(paths))
+
+
+def _check_hf_folder(file: Path, paths: list[str], split: str | None) -> None:
+    """A Hugging Face dataset is one folder whose layout and split are known before Spark
+    starts (a URI is resolved by the reader)."""
+    if len(paths) != 1:
+        raise ConfigError(f"{file}: path: format hf reads one dataset folder, not {len(paths)}")
+    if is_uri(paths[0]):
+        return
+    try:
+        resolve_hf(paths[0], split)
+    except HfLayoutError as exc:
+        raise ConfigError(f"{file}: path: {exc}") from None

@@ -48,6 +48,10 @@ class SourceCounts:
     splits: dict[str, int]
     langid: dict[str, Any]
     templates: dict[str, dict[str, int]]
+    # Written rows per FLAN format or SuperNI encoding, and the SuperNI records whose hashed
+    # encoding their task file could not support ("wanted -> used": rows).
+    formats: dict[str, int] = field(default_factory=dict)
+    format_fallbacks: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -84,6 +88,8 @@ class SourceCounts:
             "langid": self.langid,
             "reconciled": self.reconciled,
             "templates": self.templates,
+            "template_formats": self.formats,
+            "format_fallbacks": self.format_fallbacks,
         }
 
 
@@ -123,6 +129,7 @@ class BuildCounts:
     duplicates: dict[str, int]
     shared_ids: dict[str, int]
     languages: Counts  # (source, detected content language, mismatch)
+    fallbacks: Counts = field(default_factory=dict)  # (source, wanted, used)
 
     def of_source(self, source: SourcePlan) -> SourceCounts:
         name = source.name
@@ -132,11 +139,13 @@ class BuildCounts:
         by_reason: dict[str, int] = defaultdict(int)
         task_clusters: dict[str, int] = defaultdict(int)
         splits: dict[str, int] = defaultdict(int)
-        for (owner, template_id, cluster, split), count in self.written.items():
+        formats: dict[str, int] = defaultdict(int)
+        for (owner, template_id, cluster, split, fmt), count in self.written.items():
             if owner == name:
                 _template_counts(templates, template_id)["applied"] += count
                 task_clusters[cluster] += count
                 splits[split] += count
+                formats[str(fmt)] += count
         for (owner, template_id, reason), count in self.rejected.items():
             if owner == name:
                 _template_counts(templates, template_id)["rejected"] += count
@@ -153,6 +162,12 @@ class BuildCounts:
             splits=dict(sorted(splits.items())),
             langid=_language_summary(name, self.languages),
             templates=templates,
+            formats=dict(sorted(formats.items())),
+            format_fallbacks={
+                f"{wanted} -> {used}": count
+                for (owner, wanted, used), count in sorted(self.fallbacks.items())
+                if owner == name
+            },
         )
 
 

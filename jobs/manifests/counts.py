@@ -37,6 +37,13 @@ def count_shared_ids(rows: DataFrame) -> dict[str, int]:
     return {row["source"]: int(row["rows"]) for row in totals}
 
 
+def count_fallbacks(rows: DataFrame) -> dict[tuple[Any, ...], int]:
+    """Written rows whose SuperNI encoding is not the one their hash picked (the task file
+    could not support it), by (source, wanted, used)."""
+    fell_back = rows.where(F.col("format_fallback").isNotNull())
+    return count_by(fell_back, "source", "format_fallback", "template_format")
+
+
 class RenderedCounts(NamedTuple):
     accepted: int  # rows no stage rejected, duplicates included
     rejected: int
