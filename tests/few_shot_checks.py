@@ -19,10 +19,12 @@ def exemplar_keys(row: Mapping[str, Any], markers: Mapping[str, str]) -> set[str
 
 
 def check_few_shot_rows(
-    written: list[Mapping[str, Any]], markers: Mapping[str, str], k: int
+    written: list[Mapping[str, Any]], markers: Mapping[str, str], k: int, listed: bool = True
 ) -> dict[str, int]:
     """Assert the rules on every few-shot row of one source; ``markers`` covers every record
-    of that source (written or not). Returns counts for the caller's report."""
+    of that source (written or not); ``listed``: its templates leave the options to the
+    format (false: their prompts list them, so no OPTIONS block appears). Returns counts for
+    the caller's report."""
     train = {row["source_key"] for row in written if row["split"] == "train"}
     by_template: dict[str, set[str]] = {}
     for row in written:
@@ -43,7 +45,7 @@ def check_few_shot_rows(
         expected = min(k, len(by_template.get(row["template_id"], set()) - {row["source_key"]}))
         assert len(found) == expected, f"{row['id']} shows {len(found)} exemplars, not {expected}"
         assert row["instruction"].count("\n\n") >= expected
-        if row["template_format"] == "fsopt":
+        if row["template_format"] == "fsopt" and listed:
             assert row["instruction"].count("OPTIONS:") == expected + 1
         else:
             assert "OPTIONS:" not in row["instruction"]

@@ -68,6 +68,19 @@ def test_every_format_is_chosen_by_hash_and_listed_only_with_choices() -> None:
     )
 
 
+def test_a_prompt_that_lists_its_choices_gets_no_second_list() -> None:
+    listed = TemplateSpec(NLI.template_id, NLI.name, NLI.jinja, NLI.answer_choices,
+                          metadata={"choices_in_prompt": True})  # fmt: skip
+    formats = ("zsopt", "zsnoopt", "fsopt", "fsnoopt")
+    plan = RenderPlan("nli", "json_text", (listed,), None, 7, id_field="id", language="en",
+                      formats=formats)  # fmt: skip
+    rows = render(plan, nli_records(100))
+    # It cannot hide its choices: every row is an *opt format, and none lists them twice.
+    assert {row["template_format"] for row in rows} == {"zsopt", "fsopt"}
+    assert all("OPTIONS:" not in row["instruction"] for row in rows)
+    assert all(row["answer_options"] is None for row in rows)
+
+
 def superni_plan(encodings: tuple[str, ...], seed: int = 0, max_chars: int = 2000) -> RenderPlan:
     template = TemplateSpec(
         "superni/tk_instruct",
@@ -243,6 +256,10 @@ def test_promptsource_name_errors_name_the_nearest(
         ("superni:\n  encodings: [pos2]\n", "apply only to format: superni"),
         ("split: train\n", "'split' applies only to format: hf"),
         ("invert: true\n", "invert: true needs a translation"),
+        (
+            "target_language: de\ntarget_fields: [hypothesis]\ninvert: true\n",
+            "the languages must be record fields",
+        ),
         ("formats: [zsopt, zsopt]\n", "listed twice"),
         ("formats: [fewshot]\n", "formats"),
         ("few_shot:\n  k: 0\n", "few_shot.k"),

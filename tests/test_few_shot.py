@@ -14,6 +14,7 @@ import pytest
 
 from jobs.commands.build import run_build, run_context
 from jobs.config import load_plan
+from jobs.stages import few_shot
 from tests.few_shot_checks import check_few_shot_rows
 
 pytestmark = pytest.mark.spark
@@ -89,7 +90,7 @@ def table(path: Path) -> list[dict[str, Any]]:
 
 
 def test_few_shot_rows_show_only_other_written_train_records(
-    spark: Any, tmp_path: Path, report: Any
+    spark: Any, tmp_path: Path, report: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plan = load_plan(make_project(tmp_path))
     manifest = run_build(spark, plan, run_context(plan, None)).to_dict()
@@ -107,6 +108,8 @@ def test_few_shot_rows_show_only_other_written_train_records(
     # A held-out row may be few-shot too (few-shot evaluation shows train exemplars); it
     # was checked above like every other: only written train records in it.
     report(f"few-shot: {found['few_shot_rows']} rows, {found['exemplars']} exemplars, all checked")
+    # The same build with the pools joined by bucket instead of broadcast: the same rows.
+    monkeypatch.setattr(few_shot, "BROADCAST_POOL_CHARS", 0)
     again = tmp_path / "again"
     plan = load_plan(make_project(tmp_path), output_override=str(again))
     run_build(spark, plan, run_context(plan, None))

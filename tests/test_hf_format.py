@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
-from jobs.config import load_plan
+from jobs.config import ConfigError, load_plan
 from jobs.config.plan import SourcePlan
 from udfs.hf_layout import (
     HfLayoutError,
@@ -304,8 +305,25 @@ def test_existing_name_column_is_kept_and_reserved_columns_fail(spark: Any, tmp_
     for folder in ("reserved", "reserved_pq"):
         with pytest.raises(SourceReadError, match=r"reserved for instructmill"):
             read_rows(spark, source_for(tmp_path, tmp_path / folder))
-    with pytest.raises(SourceReadError, match=r"hf_source.*no split 'dev'"):
-        read_rows(spark, source_for(tmp_path, tmp_path / "reserved_pq", "dev"))
+    # A wrong split is a config error of the registry, before Spark starts.
+    with pytest.raises(ConfigError, match=r"hf.yaml: path: .*no split 'dev'"):
+        source_for(tmp_path, tmp_path / "reserved_pq", "dev")
+
+
+@pytest.mark.spark
+def test_shards_that_disagree_fail_before_the_read(
+    spark: Any, hf_folders: dict[str, Path], tmp_path: Path
+) -> None:
+    from jobs.io.readers import SourceReadError
+
+    folder = tmp_path / "mixed"
+    shutil.copytree(hf_folders["single"], folder)
+    other = pa.table({"id": ["x"], "text": ["a text"]})
+    path = str(folder / "data-00001-of-00002.arrow")
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_stream(sink, other.schema) as writer:
+        writer.write_table(other)
+    with pytest.raises(SourceReadError, match=r"data-00001-of-00002.arrow has the schema"):
+        read_rows(spark, source_for(tmp_path, folder))
 
 
 @pytest.mark.spark

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -64,19 +65,32 @@ def test_every_few_shot_row_shows_only_other_written_train_records(
     records = datasets.load_from_disk(str(ROOT / "data" / "samples" / "hf" / "rte_en"))
     markers = {str(record["idx"]): record["hypothesis"] for record in records}
     rows = [row for row in built["data"] if row["source"] == "rte_en"]
-    check_few_shot_rows(rows, markers, k=2)
+    # super_glue/rte's prompts list their choices (choices_in_prompt): no second list.
+    check_few_shot_rows(rows, markers, k=2, listed=False)
+    assert {row["template_format"] for row in rows} == {"zsopt", "fsopt"}
+    # The reviews keep three planted duplicates: removed, so never shown.
+    reviews = datasets.load_from_disk(str(ROOT / "data" / "samples" / "hf" / "reviews"))
+    markers = {record["id"]: record["text"] for record in reviews}
+    rows = [row for row in built["data"] if row["source"] == "reviews_flan"]
+    assert built["manifest"]["sources"]["reviews_flan"]["duplicates"] == 3
+    found = check_few_shot_rows(rows, markers, k=3)
+    assert found["few_shot_rows"] > 0
+    assert {row["template_format"] for row in rows} == {"zsopt", "zsnoopt", "fsopt", "fsnoopt"}
 
 
 def test_every_pos_response_parses_back_to_its_sentence(built: dict[str, Any]) -> None:
-    pairs = set()
+    by_text: dict[tuple[str, str], set[tuple[tuple[str, str], ...]]] = {}
     for path in sorted(shared_data("ud").glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
-            pairs.add(tuple(zip(record["tokens"], record["upos"], strict=True)))
+            pairs = tuple(zip(record["tokens"], record["upos"], strict=True))
+            by_text.setdefault((record["lang"], record["text"]), set()).add(pairs)
     rows = [row for row in built["data"] if row["source"] in ("ud_pos", "ud_pos_nc")]
     assert len({row["language"] for row in rows}) == 24
     for row in rows:
-        assert tuple(parse_tags(row["response"])) in pairs, row["id"]
+        # The row's own sentence, as its instruction quotes it: its words and tags exactly.
+        text = re.search(r"\nSentence: (.*)\n\nWords:\n", row["instruction"]).group(1)
+        assert tuple(parse_tags(row["response"])) in by_text[(row["language"], text)], row["id"]
 
 
 def test_inverted_translations_have_both_directions(built: dict[str, Any]) -> None:

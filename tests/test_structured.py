@@ -284,7 +284,6 @@ MALFORMED = {
         3,
         "HEAD 9 is out of range: the sentence has 2 words",
     ),
-    "head_null": (word("1") + word("2", head="_"), 3, "HEAD '_' is not an integer"),
     "range_reversed": ("2-1\tab\t_\t_\t_\t_\t_\t_\t_\t_\n" + word("1"), 2, "ID '2-1' is not"),
     "range_single": (
         "1-1\ta\t_\t_\t_\t_\t_\t_\t_\t_\n" + word("1"),
@@ -424,6 +423,17 @@ def test_output_batches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- Spark ---------------------------------------------------------------------------------
 
 
+def test_a_file_without_a_tree_is_read_and_only_the_tree_question_has_no_answer() -> None:
+    tagged = "# sent_id = t1\n" + word("1", "Hola", head="_") + word("2", "mundo", head="_")
+    (record,) = parse_conllu(tagged + "\n", "tagged.conllu")
+    assert record["heads"] == [None, None] and record.get(CORRUPT_COLUMN) is None
+    marked = mark_blanks(record)
+    assert parse_tags(render(POS, marked, "k")[1]) == [("Hola", "X"), ("mundo", "X")]
+    with pytest.raises(RenderError) as error:
+        render(HEAD, marked, "k")
+    assert error.value.reason == "empty_response"
+
+
 @pytest.mark.spark
 def test_read_conllu_on_spark(spark: Any, tmp_path: Path) -> None:
     from jobs.config.models import DatasetRegistry
@@ -435,6 +445,9 @@ def test_read_conllu_on_spark(spark: Any, tmp_path: Path) -> None:
         VIT.read_text(encoding="utf-8") + "# sent_id = broken\n1\tuno\tuno\tNUM\n\n" + GOOD,
         encoding="utf-8",
     )
+    # A sentence holding a byte that is not UTF-8: its own reject; the rest is read.
+    with treebank.open("ab") as handle:
+        handle.write(b"\n# sent_id = latin1\n1\tcaf\xe9\tcaf\xe9\tNOUN\t_\t_\t0\troot\t_\t_\n")
     registry = DatasetRegistry(
         name="ud_it_vit",
         path=str(treebank),
@@ -454,7 +467,10 @@ def test_read_conllu_on_spark(spark: Any, tmp_path: Path) -> None:
     frame = read_conllu(spark, source)
     assert frame.columns == SENTENCE_SCHEMA.names
     rows = {row["sent_id"]: row.asDict() for row in frame.collect()}
-    assert sorted(rows) == ["VIT-2", "VIT-318", "VIT-591", "broken", "good"]
+    assert sorted(rows) == ["VIT-2", "VIT-318", "VIT-591", "broken", "good", "it_vit-test#6"]
+    latin1 = rows["it_vit-test#6"]
+    assert latin1[CORRUPT_REASON] == "invalid_utf8" and latin1[CORRUPT_DETAIL].startswith("line ")
+    assert "caf\\xe9" in latin1[CORRUPT_COLUMN]
     vit = rows["VIT-2"]
     assert vit["tokens"][:2] == ["In", "gli"] and len(vit["heads"]) == 59
     assert vit["multiword_tokens"][0] == "1-2 Negli"

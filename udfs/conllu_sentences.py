@@ -169,7 +169,7 @@ class _Sentence:
 
     def __init__(self) -> None:
         self.words: dict[str, list[str]] = {field: [] for field, _ in _WORD_FIELDS}
-        self.heads: list[int] = []
+        self.heads: list[int | None] = []
         self.head_lines: list[int] = []
         self.multiword: list[str] = []
         self.range_end = 0
@@ -203,12 +203,14 @@ class _Sentence:
     def _add_word(self, number: int, word_id: int, columns: list[str]) -> None:
         if word_id != self.size + 1:
             raise _Malformed(number, f"word ID {word_id} out of sequence: expected {self.size + 1}")
-        try:
-            head = parse_int_value(columns[6])
-        except ParseException:
-            head = None
-        if head is None:
-            raise _Malformed(number, f"HEAD {columns[6]!r} is not an integer")
+        head: int | None = None
+        if columns[6] != "_":  # "_": no tree (a tagger's output); only tree templates need it
+            try:
+                head = parse_int_value(columns[6])
+            except ParseException:
+                head = None
+            if head is None:
+                raise _Malformed(number, f"HEAD {columns[6]!r} is not an integer or '_'")
         for field, index in _WORD_FIELDS:
             self.words[field].append(columns[index])
         self.heads.append(head)
@@ -237,7 +239,7 @@ class _Sentence:
                 f"but the sentence has {self.size} words",
             )
         for head, number in zip(self.heads, self.head_lines, strict=True):
-            if not 0 <= head <= self.size:
+            if head is not None and not 0 <= head <= self.size:
                 raise _Malformed(
                     number, f"HEAD {head} is out of range: the sentence has {self.size} words"
                 )
@@ -258,9 +260,30 @@ def _token_id(number: int, value: str) -> int | tuple[int, str, int]:
     return token_id
 
 
+def _undecodable(block: Block) -> dict[str, Any] | None:
+    """The reject of a block holding bytes that are not UTF-8 (decoded as lone surrogates),
+    with the bytes shown as escapes; None for a block that decodes."""
+    for number, line in block:
+        bad = next((i for i, char in enumerate(line) if "\udc80" <= char <= "\udcff"), None)
+        if bad is not None:
+            shown = "\n".join(
+                text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                for _, text in block
+            )
+            return {
+                CORRUPT_COLUMN: shown,
+                CORRUPT_REASON: "invalid_utf8",
+                CORRUPT_DETAIL: f"line {number}: character {bad + 1} is not valid UTF-8",
+            }
+    return None
+
+
 def _sentence(block: Block, carried: Block, default_id: str) -> dict[str, Any]:
     """One block (and the comment-only blocks just before it) -> a record or a reject."""
     start = block[0][0]
+    undecodable = _undecodable([*carried, *block])
+    if undecodable is not None:
+        return {"sent_id": default_id, "line": start, **undecodable}
     comments = _Comments()
     for _, line in (*carried, *block):
         if line.startswith("#"):
@@ -304,6 +327,16 @@ def parse_conllu(text: str, path: str = "") -> Iterator[dict[str, Any]]:
         yield record
 
 
+def _file_text(texts: pa.Array, index: int) -> str:
+    """A file's text; bytes that are not UTF-8 (Spark's text reader passes them through) are
+    kept as lone surrogates, so only the sentences holding them are rejected."""
+    value = texts[index]
+    if not value.is_valid:
+        return ""
+    raw = value.as_buffer().to_pybytes()
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def sentence_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """The ``mapInArrow`` body: batches of files (``path``, ``text``: the whole file) in,
     batches of :data:`SENTENCE_SCHEMA` out, each at most :data:`MAX_BATCH_ROWS` sentences
@@ -315,7 +348,7 @@ def sentence_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBat
         for index in range(batch.num_rows):
             # One file's text at a time: a batch of files is not turned into Python at once.
             path = paths[index].as_py() or ""
-            for record, size in _sized_sentences(texts[index].as_py() or "", path):
+            for record, size in _sized_sentences(_file_text(texts, index), path):
                 record[FILE_COLUMN] = path
                 rows.append(record)
                 chars += size

@@ -33,12 +33,30 @@ def without_options(fmt: str) -> str:
     return fmt.replace("opt", "noopt") if fmt in WITH_OPTIONS else fmt
 
 
+def with_options(fmt: str) -> str:
+    return fmt.replace("noopt", "opt")
+
+
 def choose_format(
-    seed: int, source: str, key: str, template_id: str, formats: Sequence[str], has_choices: bool
+    seed: int,
+    source: str,
+    key: str,
+    template_id: str,
+    formats: Sequence[str],
+    has_choices: bool,
+    choices_in_prompt: bool = False,
 ) -> str:
     """One of ``formats`` for this row. A template without answer choices has no options to
-    list: its *opt formats are their *noopt counterparts."""
-    usable = list(dict.fromkeys(f if has_choices else without_options(f) for f in formats))
+    list: its *opt formats are their *noopt counterparts. A template whose prompt already
+    lists its choices (promptsource's ``choices_in_prompt``) cannot hide them: its *noopt
+    formats are their *opt counterparts, and no second list is added."""
+    if not has_choices:
+        usable = [without_options(f) for f in formats]
+    elif choices_in_prompt:
+        usable = [with_options(f) for f in formats]
+    else:
+        usable = list(formats)
+    usable = list(dict.fromkeys(usable))
     if len(usable) == 1:
         return usable[0]
     return usable[hash64(str(seed), source, key, template_id, "format") % len(usable)]

@@ -32,6 +32,7 @@ from udfs.render_plan import (
     UNDECODABLE,
     RenderPlan,
 )
+from udfs.superni_demos import DEMO_TEXTS_FIELD
 from udfs.templating import CompiledTemplate, RenderError, compiled, render_with_choices
 
 # The reader columns and the plan live in udfs.render_plan; they are imported from here too.
@@ -107,21 +108,27 @@ def _variants(plan: RenderPlan, prepared: Prepared) -> Iterator[tuple[Prepared, 
 
 
 def _render_pair(
-    plan: RenderPlan, prepared: Prepared, template: CompiledTemplate, template_id: str
+    plan: RenderPlan, prepared: Prepared, index: int, template: CompiledTemplate, template_id: str
 ) -> dict[str, Any]:
     """instruction, response and the row's format: a FLAN format, or the SuperNI encoding."""
     assert prepared.record is not None
+    # The plan's spec, not the compiled one's: compiled templates are cached by text.
+    spec = plan.templates[index]
     salt = f"{plan.seed}\x1f{plan.source}\x1f{prepared.key}\x1f{template_id}"
     instruction, response, choices = render_with_choices(
         template, prepared.record, salt, plan.max_chars, plan.max_seconds
     )
     block = options_block(choices)
+    in_prompt = bool((spec.metadata or {}).get("choices_in_prompt"))
     if prepared.encoding is not None:
         fmt = prepared.encoding
     else:
         fmt = choose_format(
-            plan.seed, plan.source, prepared.key, template_id, plan.formats, block is not None
-        )
+            plan.seed, plan.source, prepared.key, template_id, plan.formats,
+            block is not None, in_prompt,
+        )  # fmt: skip
+    if in_prompt:
+        block = None  # the prompt lists them already: exemplars must not list them again
     return {
         "instruction": formatted_instruction(instruction, fmt, block),
         "response": response,
@@ -163,11 +170,12 @@ def _render_row(
     try:
         if prepared.failure is not None or prepared.record is None:
             raise prepared.failure or RecordError("internal_error", "no record")
-        out.update(_render_pair(plan, prepared, source.compiled[index], template_id))
+        out.update(_render_pair(plan, prepared, index, source.compiled[index], template_id))
         own, target = source.fields[index]
         out["content"] = content(prepared.record, own)
         out["target_content"] = content(prepared.record, target)
         out["dedup_text"] = dedup_text
+        out["demo_text"] = _plain(prepared.record.get(DEMO_TEXTS_FIELD))
         _check_encodable(
             out["instruction"],
             out["response"],
@@ -187,12 +195,17 @@ def _render_row(
             template_format=None,
             answer_options=None,
             format_fallback=None,
+            demo_text=None,
             reason=exc.reason,
             detail=safe_text(exc.detail),
             record=safe_text(raw_text(plan, row)),
             source_file=row.get(FILE_COLUMN),
         )
     return out
+
+
+def _plain(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _check_encodable(*texts: str) -> None:

@@ -44,6 +44,8 @@ RENDER_SCHEMA = pa.schema(
         pa.field("template_format", pa.string()),
         pa.field("answer_options", pa.string()),
         pa.field("format_fallback", pa.string()),
+        # The SuperNI examples a row shows, fields apart: decontamination checks them too.
+        pa.field("demo_text", pa.string()),
         # Set on rejects only.
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),

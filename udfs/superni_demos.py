@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from udfs.records import hash64
+from udfs.records import FIELD_SEPARATOR, hash64
 
 DEFINITION = "definition"
 DEFINITION_POS2 = "definition_pos2"
@@ -27,7 +27,9 @@ POS2 = "pos2"
 ENCODINGS = (DEFINITION, DEFINITION_POS2, DEFINITION_POS2_NEG2, POS2)
 DEMONSTRATIONS_FIELD = "demonstrations"
 SHOW_DEFINITION_FIELD = "show_definition"
-DEMO_FIELDS = (DEMONSTRATIONS_FIELD, SHOW_DEFINITION_FIELD)
+# The shown examples' own texts, fields apart: what decontamination checks (not dedup).
+DEMO_TEXTS_FIELD = "demonstration_texts"
+DEMO_FIELDS = (DEMONSTRATIONS_FIELD, SHOW_DEFINITION_FIELD, DEMO_TEXTS_FIELD)
 _EXAMPLES = 2
 
 
@@ -117,13 +119,23 @@ def demonstration_fields(
     pos = positives
     if explain:
         pos = [example for example in positives if example.explanation]
-    blocks = []
-    if encoding != DEFINITION:
-        blocks += [_block("Positive", i + 1, e, explain) for i, e in enumerate(pos[:_EXAMPLES])]
+    shown = [("Positive", e) for e in pos[:_EXAMPLES]] if encoding != DEFINITION else []
     if explain:
         neg = [example for example in negatives if example.explanation][:_EXAMPLES]
-        blocks += [_block("Negative", i + 1, e, True) for i, e in enumerate(neg)]
+        shown += [("Negative", e) for e in neg]
+    numbers: dict[str, int] = {}
+    blocks = []
+    for kind, example in shown:
+        numbers[kind] = numbers.get(kind, 0) + 1
+        blocks.append(_block(kind, numbers[kind], example, explain))
+    texts = [
+        text
+        for _, example in shown
+        for text in (example.input, example.output, example.explanation if explain else None)
+        if text
+    ]
     return {
         DEMONSTRATIONS_FIELD: "\n\n".join(blocks),
         SHOW_DEFINITION_FIELD: encoding != POS2,
+        DEMO_TEXTS_FIELD: FIELD_SEPARATOR.join(texts) or None,
     }

@@ -7,6 +7,7 @@ kept bad on purpose there (nli-en-046, nli-fr-046, qa-de-031) are left out.
 
     hf/xnli_en/, hf/xnli_fr/   DatasetDict.save_to_disk: validation (first 30) and test (rest)
     hf/rte_en/                 Dataset.save_to_disk in super_glue/rte's shape
+    hf/reviews/                Dataset.save_to_disk in rotten_tomatoes' shape (text, label)
     hf/xquad_es/               Hub refs/convert/parquet layout: xquad.es/validation/0000.parquet
     hf/xnli_fr_parquet/        Hub data/ layout: data/{split}-00000-of-00001.parquet
 
@@ -115,6 +116,40 @@ def rte() -> datasets.Dataset:
     )
 
 
+REVIEWS = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "lang": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "label": datasets.ClassLabel(names=["neg", "pos"]),
+    }
+)
+
+
+def reviews() -> datasets.Dataset:
+    """The well-formed records of sentiment_reviews.jsonl in rotten_tomatoes' shape (text,
+    label 0 neg / 1 pos), with their id and language."""
+    records = []
+    for line in (HERE / "sentiment_reviews.jsonl").read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("label") in ("positive", "negative"):
+            if isinstance(record.get("text"), str) and record["text"].strip() and record.get("id"):
+                records.append(record)
+    # 120 distinct reviews and the file's 3 planted (near-)duplicates, which dedup removes.
+    assert len(records) == 123, f"expected 123 reviews, found {len(records)}"
+    return datasets.Dataset.from_dict(
+        {
+            **columns(records, ["id", "lang", "text"]),
+            "label": [int(record["label"] == "positive") for record in records],
+        },
+        features=REVIEWS,
+        split="train",
+    )
+
+
 def xquad_es() -> datasets.Dataset:
     rows = [row for row in pq.read_table(HERE / "qa_es_de.parquet").to_pylist()
             if row["lang"] == "es"]  # fmt: skip
@@ -126,12 +161,13 @@ def xquad_es() -> datasets.Dataset:
 
 def main() -> None:
     datasets.disable_progress_bars()
-    for folder in ("xnli_en", "xnli_fr", "rte_en", "xquad_es", "xnli_fr_parquet"):
+    for folder in ("xnli_en", "xnli_fr", "rte_en", "xquad_es", "xnli_fr_parquet", "reviews"):
         shutil.rmtree(OUT / folder, ignore_errors=True)
     xnli("nli_en.jsonl").save_to_disk(str(OUT / "xnli_en"))
     french = xnli("nli_fr.jsonl")
     french.save_to_disk(str(OUT / "xnli_fr"))
     rte().save_to_disk(str(OUT / "rte_en"))
+    reviews().save_to_disk(str(OUT / "reviews"))
     for split, dataset in french.items():
         target = OUT / "xnli_fr_parquet" / "data" / f"{split}-00000-of-00001.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,6 @@ from jobs.manifests.build import BuildCounts, BuildManifest, BuildRun
 from jobs.manifests.counts import (
     RenderedCounts,
     cluster_summary,
-    count_fallbacks,
     count_input_rows,
     count_on_disk,
     count_rendered,
@@ -74,8 +73,7 @@ from jobs.stages.dedup import (
 from jobs.stages.earlier_loads import STAGE as EARLIER_STAGE
 from jobs.stages.earlier_loads import EarlierLoads, index_rows
 from jobs.stages.exclude import contamination_rejects, exclude_shared_sources
-from jobs.stages.few_shot import NEEDS as FEW_SHOT_INPUTS
-from jobs.stages.few_shot import few_shot_stage
+from jobs.stages.few_shot import as_zero_shot, few_shot_stage
 from jobs.stages.langid import OUTPUT_FIELDS as LANGID_COLUMNS
 from jobs.stages.langid import langid_stage, ship_model, without_langid
 from jobs.stages.render import rendered_sources, with_run_columns
@@ -176,7 +174,6 @@ def build_stages(
         *([Stage(EARLIER_STAGE, loads.stage, ("id", "dedup_text"))] if loads else []),
         *_dedup_stages(plan, staging),
         Stage("exact repeats", without_repeats, (REPEAT, "is_duplicate")),
-        Stage("few-shot", few_shot_stage(plan.sources, pipeline.seed, staging), FEW_SHOT_INPUTS),
     ]
 
 
@@ -199,8 +196,12 @@ def _write_outputs(
     load's index of what it wrote."""
     duplicates = sum(counts.duplicates.values())
     written = rows.transform(accepted_rows).transform(unique_rows)
+    # Few-shot exemplars are written rows: they are added as data/ is written (the counts
+    # before do not depend on them), from a pool staged once.
+    with runner.step("few-shot pool"):
+        shown = written.transform(few_shot_stage(plan.sources, plan.pipeline.seed, runner.staging))
     parts = [
-        ("data", written.transform(select_output),
+        ("data", shown.transform(select_output),
          layout.data, layout.data_partitions, counts.accepted - duplicates),
         ("rejects", rows.transform(rejected_rows).transform(select_rejects),
          layout.rejects, layout.reject_partitions, counts.rejected),
@@ -208,7 +209,8 @@ def _write_outputs(
     if plan.writes_duplicates:
         parts.append(
             ("duplicates",
-             rows.transform(accepted_rows).transform(duplicate_rows).transform(select_output),
+             rows.transform(accepted_rows).transform(duplicate_rows).transform(as_zero_shot)
+             .transform(select_output),
              layout.duplicates, layout.reject_partitions, duplicates)
         )  # fmt: skip
     if loads is not None:
@@ -283,14 +285,13 @@ def run_build(
             counts = count_rendered(rows)
             clusters = cluster_summary(rows.transform(accepted_rows)) if plan.dedup else None
             shared_ids = count_shared_ids(rows.transform(accepted_rows).transform(unique_rows))
-            fallbacks = count_fallbacks(rows.transform(accepted_rows).transform(unique_rows))
         _log_counts(counts, repeated, shared_ids, time.perf_counter() - started)
         _write_outputs(runner, rows, staged, plan, counts, loads)
         with runner.step("count written"):
             written, rejected = _on_disk(spark, staged, run.run_id)
             files = commits.committed_files(spark, layout, run.run_id)
     counted = BuildCounts(
-        read, written, rejected, counts.duplicates, shared_ids, counts.languages, fallbacks
+        read, written, rejected, counts.duplicates, shared_ids, counts.languages, counts.fallbacks
     )
     manifest = BuildManifest.of(
         plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),

@@ -158,6 +158,7 @@ def _invert_pairs(
     one field besides the target the templates insert."""
     if not registry.invert:
         return ()
+    _check_invertible(file, registry, templates)
     if registry.source_fields:
         return tuple(zip(registry.source_fields, registry.target_fields, strict=True))
     not_text = {registry.id_field, registry.language_field, registry.target_language_field,
@@ -170,6 +171,26 @@ def _invert_pairs(
             f"(the templates insert {others} besides them); name them in source_fields"
         )
     return ((others[0], registry.target_fields[0]),)
+
+
+def _check_invertible(
+    file: Path, registry: DatasetRegistry, templates: tuple[TemplateSpec, ...]
+) -> None:
+    """An inverted row is right only when its template names the languages from the record:
+    a template that says "into German" in its own words would say it the other way round."""
+    fields = (registry.language_field, registry.target_language_field)
+    if None in fields:
+        raise ConfigError(
+            f"{file}: invert: the languages must be record fields (language_field and "
+            "target_language_field), so that an inverted row's template names them swapped"
+        )
+    for spec in templates:
+        if not set(fields) & compile_template(spec).fields:
+            raise ConfigError(
+                f"{file}: invert: template {spec.name!r} ({spec.template_id}) inserts neither "
+                f"{fields[0]!r} nor {fields[1]!r}: its inverted rows would name the wrong "
+                "direction"
+            )
 
 
 def _check_formats(file: Path, registry: DatasetRegistry) -> None:

@@ -37,19 +37,15 @@ def count_shared_ids(rows: DataFrame) -> dict[str, int]:
     return {row["source"]: int(row["rows"]) for row in totals}
 
 
-def count_fallbacks(rows: DataFrame) -> dict[tuple[Any, ...], int]:
-    """Written rows whose SuperNI encoding is not the one their hash picked (the task file
-    could not support it), by (source, wanted, used)."""
-    fell_back = rows.where(F.col("format_fallback").isNotNull())
-    return count_by(fell_back, "source", "format_fallback", "template_format")
-
-
 class RenderedCounts(NamedTuple):
     accepted: int  # rows no stage rejected, duplicates included
     rejected: int
     duplicates: dict[str, int]  # rows per source that dedup removes
     # For rows that reached language ID: (source, detected content language, mismatch).
     languages: dict[tuple[Any, ...], int]
+    # Written rows whose SuperNI encoding is not the one their hash picked (their task file
+    # could not support it): (source, wanted, used).
+    fallbacks: dict[tuple[Any, ...], int]
 
 
 def count_rendered(rendered: DataFrame) -> RenderedCounts:
@@ -62,6 +58,8 @@ def count_rendered(rendered: DataFrame) -> RenderedCounts:
             "detected_language",
             "lang_mismatch",
             F.coalesce(F.col("is_duplicate"), F.lit(False)).alias("duplicate"),
+            "format_fallback",
+            F.when(F.col("format_fallback").isNotNull(), F.col("template_format")).alias("used"),
         ),
         "source",
         "accepted",
@@ -69,18 +67,23 @@ def count_rendered(rendered: DataFrame) -> RenderedCounts:
         "detected_language",
         "lang_mismatch",
         "duplicate",
+        "format_fallback",
+        "used",
     )
     accepted = sum(count for (_, was_accepted, *_), count in groups.items() if was_accepted)
     languages: dict[tuple[Any, ...], int] = defaultdict(int)
     duplicates: dict[str, int] = defaultdict(int)
-    for (source, was_accepted, reached, code, mismatch, duplicate), count in groups.items():
+    fallbacks: dict[tuple[Any, ...], int] = defaultdict(int)
+    for key, count in groups.items():
+        source, was_accepted, reached, code, mismatch, duplicate, wanted, used = key
         if reached:
             languages[(source, code, mismatch)] += count
         if was_accepted and duplicate:
             duplicates[source] += count
-    return RenderedCounts(
-        accepted, sum(groups.values()) - accepted, dict(duplicates), dict(languages)
-    )
+        if was_accepted and not duplicate and wanted is not None:
+            fallbacks[(source, wanted, used)] += count
+    rejected = sum(groups.values()) - accepted
+    return RenderedCounts(accepted, rejected, dict(duplicates), dict(languages), dict(fallbacks))
 
 
 # Upper bounds of the cluster-size histogram's buckets (records per cluster).

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.io.staging import Staging
@@ -47,7 +47,9 @@ from jobs.stages.decontamination_sets import (
 )
 from jobs.stages.tag import TRAIN
 from udfs.ngram_match import NgramIndex, NgramSettings, train_ngrams
+from udfs.records import FIELD_SEPARATOR
 
+DEMO_TEXT = "demo_text"
 log = logging.getLogger("instructmill.decontaminate")
 
 STAGE = "decontamination"
@@ -177,6 +179,14 @@ class Found:
     ngrams: dict[str, int]  # index entries per reference set
 
 
+def _checked_text(frame: DataFrame) -> Column:
+    """A train record's text as checked: its own fields and, for a SuperNI row with
+    demonstrations, the examples it shows (dedup compares only the record's own)."""
+    if DEMO_TEXT not in frame.columns:  # an earlier output, checked by `decontaminate`
+        return F.col("dedup_text")
+    return F.concat_ws(FIELD_SEPARATOR, "dedup_text", DEMO_TEXT)
+
+
 def find_matches(frame: DataFrame, plan: DecontaminationPlan, staging: Staging) -> Found:
     """The matches of the frame's train records against every reference set."""
     spark = frame.sparkSession
@@ -193,7 +203,9 @@ def find_matches(frame: DataFrame, plan: DecontaminationPlan, staging: Staging) 
     sizes: dict[str, int] = {
         row["benchmark"]: row["count"] for row in entries.groupBy("benchmark").count().collect()
     }
-    train = frame.where(is_accepted() & (F.col("split") == TRAIN) & F.col("dedup_text").isNotNull())
+    train = frame.where(
+        is_accepted() & (F.col("split") == TRAIN) & F.col("dedup_text").isNotNull()
+    ).select(*RECORD_KEY, _checked_text(frame).alias("dedup_text"))
     large = plan.heldout and sizes.get(HELDOUT_SET, 0) > plan.settings.broadcast_ngrams
     broadcast = entries.where(F.col("benchmark") != HELDOUT_SET) if large else entries
     matches = _broadcast_matches(spark, train, indexes(broadcast, plan.ngrams))

@@ -11,6 +11,7 @@ so templates can show "entailment" where the data holds 0.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -40,6 +41,7 @@ log = logging.getLogger("instructmill")
 _PATH = "path"
 _SHOWN = "shown"
 _INDEX = "file_index"
+_SCHEMA_THREADS = 16  # one small read per file: latency, not bandwidth
 
 
 def _error(source: SourcePlan, message: str) -> SourceReadError:
@@ -64,11 +66,27 @@ def _shown(path: str) -> str:
     return "file:" + Path(path).absolute().as_uri().removeprefix("file://")
 
 
-def _read_arrow(spark: SparkSession, source: SourcePlan, layout: HfLayout) -> DataFrame:
+def _one_schema(source: SourcePlan, layout: HfLayout) -> pa.Schema:
+    """The files' one schema, read on the driver (each file's first message, no records): a
+    shard that differs would fail its task after work has started, so it fails here."""
     try:
-        schema = stream_schema(layout.files[0])  # schema only: the records stay on executors
+        with ThreadPoolExecutor(_SCHEMA_THREADS) as pool:
+            schemas = list(pool.map(stream_schema, layout.files))
     except HfLayoutError as exc:
         raise _error(source, str(exc)) from None
+    first = spark_schema(schemas[0])
+    for path, schema in zip(layout.files[1:], schemas[1:], strict=True):
+        if not spark_schema(schema).equals(first):
+            raise _error(
+                source,
+                f"{path} has the schema {spark_schema(schema)}, but {layout.files[0]} has "
+                f"{first}; the shards of one split must agree",
+            )
+    return schemas[0]
+
+
+def _read_arrow(spark: SparkSession, source: SourcePlan, layout: HfLayout) -> DataFrame:
+    schema = _one_schema(source, layout)
     check_reserved(schema.names, source)
     data = spark_schema(schema)
     target = data.append(pa.field(FILE_COLUMN, pa.string()))
