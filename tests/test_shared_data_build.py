@@ -106,3 +106,18 @@ def test_inverted_translations_have_both_directions(built: dict[str, Any]) -> No
             and back["response"] in forward["instruction"]
         )
         assert forward["language"] != back["language"]
+
+
+def test_conllu_pos_rows_parse_back_to_the_treebank_words(built: dict[str, Any]) -> None:
+    conllu = pytest.importorskip("conllu")
+    words = {}
+    for path in sorted((ROOT / "tests" / "data" / "conllu").glob("*.conllu")):
+        for sentence in conllu.parse(path.read_text(encoding="utf-8")):
+            kept = [t for t in sentence if isinstance(t["id"], int)]  # syntactic words only
+            words[sentence.metadata["sent_id"]] = [(t["form"], t["upos"]) for t in kept]
+    rows = [row for row in built["data"] if row["source"].startswith("ud_conllu_")]
+    assert len({row["source_key"] for row in rows}) == len(words) == 5
+    tagged = [row for row in rows if row["template_id"] == "structured/pos_tagging"]
+    assert {row["source"] for row in tagged} == {"ud_conllu_it"}  # the multiword-token file
+    for row in tagged:
+        assert parse_tags(row["response"]) == words[row["source_key"]]

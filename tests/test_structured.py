@@ -17,7 +17,13 @@ import pytest
 
 from tests.conftest import ROOT, shared_data
 from udfs import conllu_sentences
-from udfs.conllu_sentences import SENTENCE_SCHEMA, comment_key, file_stem, parse_conllu
+from udfs.conllu_sentences import (
+    SENTENCE_SCHEMA,
+    comment_key,
+    file_stem,
+    parse_conllu,
+    sentence_batches,
+)
 from udfs.records import RecordError
 from udfs.render_batches import (
     CORRUPT_COLUMN,
@@ -26,10 +32,18 @@ from udfs.render_batches import (
     FILE_COLUMN,
     RenderPlan,
     decode_row,
+    render_batches,
 )
 from udfs.structured import format_tags, parse_tags
 from udfs.template_files import load_template_file
-from udfs.templating import CompiledTemplate, RenderError, compile_template, mark_blanks, render
+from udfs.templating import (
+    CompiledTemplate,
+    RenderError,
+    TemplateSpec,
+    compile_template,
+    mark_blanks,
+    render,
+)
 
 DATA = ROOT / "tests" / "data" / "conllu"
 VIT = DATA / "it_vit-excerpt.conllu"
@@ -370,6 +384,18 @@ def test_crlf_bom_trailing_whitespace_and_no_final_newline() -> None:
     for name, text in variants.items():
         assert sentences(text) == plain, name
     assert sentences("") == [] and sentences("\n\n \n") == []
+
+
+def test_comments_are_fields_a_template_can_name() -> None:
+    text = "# sent_id = s1\n# text = Hola mundo\n# text_en = Hello world\n" + GOOD.split("\n", 2)[2]
+    batch = next(
+        sentence_batches([pa.RecordBatch.from_pydict({"path": ["t.conllu"], "text": [text]})])
+    )
+    spec = TemplateSpec("structured/gloss", "gloss", "Translate: {{ text }} ||| {{ text_en }}")
+    plan = RenderPlan("ud", "columns", (spec,), 1, 0, id_field="sent_id", language="es",
+                      comment_fields=True)  # fmt: skip
+    (row,) = [r for out in render_batches(plan, [batch]) for r in out.to_pylist()]
+    assert (row["instruction"], row["response"]) == ("Translate: Hola mundo", "Hello world")
 
 
 def test_blank_lines_and_comments_between_sentences() -> None:

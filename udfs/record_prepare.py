@@ -100,7 +100,7 @@ def prepare(plan: RenderPlan, row: dict[str, Any]) -> Prepared:
     key = ""
     try:
         original = _decode(plan, row)
-        record = apply_renames(original, plan.renames)
+        record = apply_renames(_with_comments(plan, original), plan.renames)
         key = source_key(record, plan.id_field, original)
         language = _language(plan, record)
         target = _target_language(plan, record)
@@ -135,6 +135,13 @@ def prepare(plan: RenderPlan, row: dict[str, Any]) -> Prepared:
         encoding=encoding,
         wanted=wanted if wanted != encoding else None,
     )
+
+
+def _with_comments(plan: RenderPlan, record: dict[str, Any]) -> dict[str, Any]:
+    comments = record.get("comments")
+    if not plan.comment_fields or not isinstance(comments, dict):
+        return record
+    return {**{key: value for key, value in comments.items() if key not in record}, **record}
 
 
 def _demonstrations(plan: RenderPlan, record: dict[str, Any], key: str) -> tuple[Any, Any]:

@@ -59,6 +59,9 @@ class RenderPlan:
     max_demo_chars: int = 2000
     # Translation: also the pair the other way round, (source field, target field) swapped.
     invert_pairs: tuple[tuple[str, str], ...] = ()
+    # CoNLL-U: each `# key = value` comment of the record's `comments` map is also a field
+    # (`{{ text_en }}`), unless the record has a field of that name.
+    comment_fields: bool = False
 
     @property
     def rows_per_record(self) -> int:

@@ -234,6 +234,7 @@ def _render_plan(
         superni_encodings=tuple(superni.encodings) if superni is not None else (),
         max_demo_chars=superni.max_demo_chars if superni is not None else 2000,
         invert_pairs=_invert_pairs(file, registry, templates),
+        comment_fields=registry.format == "conllu",
     )
 
 
