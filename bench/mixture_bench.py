@@ -104,6 +104,7 @@ def synthetic_pool(spark: SparkSession, rows: int) -> DataFrame:
         .alias("split"),
         F.lit("tpl").alias("template_id"),
         F.lit("h").alias("template_hash"),
+        F.lit("zsnoopt").alias("template_format"),
         F.concat(F.lit("Classify this text: "), F.col("n").cast("string")).alias("instruction"),
         F.concat(F.lit("label "), (F.col("n") % 7).cast("string")).alias("response"),
         messages_column().alias("messages"),

@@ -162,6 +162,7 @@ def synthetic_output(spark: Any) -> Any:
         F.when(F.col("task_no") == "t2", "heldout").otherwise("train").alias("split"),
         F.lit("tpl").alias("template_id"),
         F.lit("h").alias("template_hash"),
+        F.lit("zsnoopt").alias("template_format"),
         F.concat(F.lit("question "), F.col("n").cast("string")).alias("instruction"),
         F.concat(F.lit("answer "), F.col("n").cast("string")).alias("response"),
         messages_column().alias("messages"),
