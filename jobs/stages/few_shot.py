@@ -3,15 +3,16 @@ other records of the same source rendered with the same template.
 
 Exemplars are only known once the build has decided which rows it writes: they come from
 rows that are written (no reject, not a duplicate) in the train split, so a held-out,
-rejected, contaminated or duplicate record never appears inside another row. This stage runs
-after every decision, on the rows about to be written.
+rejected, contaminated or duplicate record never appears inside another row. The build applies
+it after every decision, to the rows it writes to data/.
 
 Scale: a per-(source, template) pool of at most ``few_shot.pool`` candidates, chosen by a hash
 of (seed, id) without a sort of the source: a group's count sets a hash threshold that keeps
-about four times the pool, and a window ranks only those. The pool (one row per group, its
-candidates in an array) is staged and broadcast to the few-shot rows; each row takes ``k + 1``
-consecutive pool slots from a hashed start and drops its own record, so a row costs O(k).
-Rows of other formats pass through without a join.
+about four times the pool, and a window ranks only those. The pools (a row per candidate and
+slot) are staged; small ones are broadcast to the few-shot rows as one array per group, larger
+ones joined with them by (source, template, slot). Each row takes ``k + 1`` consecutive pool
+slots from a hashed start and drops its own record, so a row costs O(k). Rows of other formats
+pass through unjoined.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ from pyspark.sql.window import Window
 from jobs.config import SourcePlan
 from jobs.io.staging import Staging
 from jobs.schema import is_accepted
+from jobs.stages.tag import TRAIN
 from udfs.flan_formats import BLOCK_SEPARATOR, FEW_SHOT, WITH_OPTIONS
 
 log = logging.getLogger("instructmill")
 _OVERSAMPLE = 4
 _UNIT = float(2**63)
+
+
+def few_shot_sources(sources: Sequence[SourcePlan]) -> list[SourcePlan]:
+    """The sources whose rows may be few-shot."""
+    return [source for source in sources if set(source.registry.formats) & set(FEW_SHOT)]
 
 
 def _settings(sources: Sequence[SourcePlan], name: str) -> Column:
@@ -60,7 +67,7 @@ def _base_instruction() -> Column:
 def _candidates(rows: DataFrame, sources: Sequence[SourcePlan], seed: int) -> DataFrame:
     written = is_accepted() & ~F.coalesce(F.col("is_duplicate"), F.lit(False))
     eligible = (
-        rows.where(written & (F.col("split") == "train") & F.col("template_format").isNotNull())
+        rows.where(written & (F.col("split") == TRAIN) & F.col("template_format").isNotNull())
         .select(
             "source",
             "template_id",
@@ -90,7 +97,7 @@ def exemplar_slots(
     """Each (source, template) pool of a few-shot source, a row per candidate: ``slot``
     (0, 1, ... in hash order) and the candidate's ``source_key``, ``base`` instruction,
     ``answer_options`` and ``response``."""
-    few_shot = [s for s in sources if set(s.registry.formats) & set(FEW_SHOT)]
+    few_shot = few_shot_sources(sources)
     names = [source.name for source in few_shot]
     candidates = _candidates(rows.where(F.col("source").isin(*names)), few_shot, seed)
     sizes = candidates.groupBy("source", "template_id").agg(F.count(F.lit(1)).alias("n"))
@@ -208,7 +215,7 @@ def few_shot_stage(
     """``rows.transform(few_shot_stage(...))``: few-shot rows with their exemplars; the pools
     are broadcast when they hold at most ``broadcast_chars`` characters (default
     BROADCAST_POOL_CHARS), else joined by bucket; both give the same rows."""
-    few_shot = [s for s in sources if set(s.registry.formats) & set(FEW_SHOT)]
+    few_shot = few_shot_sources(sources)
 
     def stage(rows: DataFrame) -> DataFrame:
         if not few_shot:
