@@ -5,13 +5,18 @@ columns it adds; a command declares its stages as a list and :class:`StageRunner
 in order, each under a Spark job description naming it. Spark is lazy, so most stages cost
 nothing until something is materialised: the runner persists the frame after each stage
 marked ``materialise`` (later stages read it several times), counts it under a description
-naming the stages whose work that count runs, times it, and releases the frame materialised
-before it. Writes and aggregates after the stages are timed
+naming the stages whose work that count runs (``render+sign+langid+tag``), times it, and
+releases the frame materialised before it. Writes and aggregates after the stages are timed
 and named the same way with :meth:`StageRunner.step`.
+
+A step's seconds are kept only when it ran a Spark job (its job group has one): a stage that
+only planned costs nothing then, and its work is timed in the step that materialises it.
+The Python time inside a materialised pass is split by stage with :class:`jobs.task_clock`.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,8 +28,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from jobs.failures import in_stage
 from jobs.io.staging import Staging
+from jobs.progress import describe
 
 log = logging.getLogger("instructmill")
+_STEP_NUMBERS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,8 @@ class StageRunner:
         # (jobs.io.staging) instead of being persisted.
         self.staging = staging
         self.seconds: dict[str, float] = {}
+        # Steps that only planned (no Spark job ran in them): their seconds, summed.
+        self.planning_seconds = 0.0
         self._persisted: list[DataFrame] = []
 
     def __enter__(self) -> StageRunner:
@@ -70,20 +79,34 @@ class StageRunner:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """Spark jobs started inside are described as ``command: name``; the time is kept."""
+        """Spark jobs started inside are described as ``instructmill command: name`` (the
+        Spark UI, the progress bar) and grouped, so the step's time is kept only when one ran."""
         context = self.spark.sparkContext
-        context.setJobDescription(f"instructmill {self.command}: {name}")
+        # Unique in the session: a group's job list outlives the runner that named it.
+        group = f"instructmill-{self.command}-{next(_STEP_NUMBERS)}"
+        label = f"instructmill {self.command}: {name}"
+        context.setJobGroup(group, label)
+        describe(context, label)
         started = time.perf_counter()
         try:
             # A failure names the stage and its cause, not only Py4J's call id.
             with in_stage(self.command, name):
                 yield
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
-            context.setJobDescription(None)  # type: ignore[arg-type]
+            spent = time.perf_counter() - started
+            if context.statusTracker().getJobIdsForGroup(group):
+                self.seconds[name] = self.seconds.get(name, 0.0) + spent
+            else:
+                self.planning_seconds += spent
+            context.setLocalProperty("spark.jobGroup.id", None)  # type: ignore[arg-type]
+            describe(context, f"instructmill {self.command}")
 
-    def run(self, frame: DataFrame, stages: Sequence[Stage]) -> DataFrame:
-        pending: list[str] = []
+    def run(
+        self, frame: DataFrame, stages: Sequence[Stage], upstream: Sequence[str] = ()
+    ) -> DataFrame:
+        """``upstream``: the lazy work ``frame`` already holds (``read+render``), named with
+        the stages of the first materialised step, whose count runs it."""
+        pending: list[str] = list(upstream)
         for stage in stages:
             # Most stages only plan here; some (dedup's graph rounds) run jobs of their own.
             with self.step(stage.name):
@@ -101,12 +124,12 @@ class StageRunner:
             with self.step(name):
                 staged = self.staging.keep(frame, f"after-{(last or name).replace(' ', '-')}")
                 rows = staged.count()
-            log.info("%s: %s rows staged (%.1fs)", name, f"{rows:,}", self.seconds[name])
+            log.info("%s: %s rows staged (%.1fs)", name, f"{rows:,}", self.seconds.get(name, 0))
             return staged
         persisted = frame.persist(StorageLevel.MEMORY_AND_DISK)
         with self.step(name):
             rows = persisted.count()
-        log.info("%s: %s rows (%.1fs)", name, f"{rows:,}", self.seconds[name])
+        log.info("%s: %s rows (%.1fs)", name, f"{rows:,}", self.seconds.get(name, 0))
         self.release()
         self._persisted.append(persisted)
         return persisted

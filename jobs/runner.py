@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from jobs.config import ConfigError
 from jobs.failures import StageError, explain
 from jobs.io.code_zip import write_code_zip
+from jobs.progress import ConsoleProgress, describe
 
 log = logging.getLogger("instructmill")
 
@@ -131,7 +132,8 @@ def build_session(
         master = DEFAULT_MASTER
         builder = builder.master(master)
     settings = {
-        "spark.ui.showConsoleProgress": "true",
+        # Ours (jobs.progress) names the step; Spark's names only the stage number.
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
         # Rendering costs far more per byte than reading: smaller input splits keep every core
         # busy to the end instead of one straggler task per wave (override in the conf's `spark:`).
@@ -222,7 +224,13 @@ def run_command(
     except JavaMissingError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_FAILED
+    # No job goes unnamed (`count at NativeMethodAccessorImpl`): the command names the
+    # ones its steps do not.
+    describe(spark.sparkContext, f"instructmill {command}")
+    progress = ConsoleProgress(spark.sparkContext).start() if ConsoleProgress.wanted() else None
     try:
         return run_job(spark, command, job)
     finally:
+        if progress is not None:
+            progress.stop()
         spark.stop()

@@ -82,6 +82,14 @@ def test_console_script(tmp_path: Path) -> None:
     assert manifest["load_date"] == "2026-11-20"
     assert (tmp_path / "data" / "load_date=2026-11-20").is_dir()
     assert "instructmill read:" in done.stderr and "instructmill render:" in done.stderr
+    # The progress bar names the step whose jobs run (jobs.progress), not only a stage number;
+    # Spark's own bar, which does not, is off.
+    staged_pass = "[instructmill build: read+render+run columns+sign+langid+tag | stage "
+    assert staged_pass in done.stderr, done.stderr[-4000:]
+    assert "[instructmill build: write data | stage " in done.stderr
+    assert "[Stage " not in done.stderr
+    # The render line is the render stage's own executor time, not the build's so far.
+    assert manifest["stages"]["task_seconds"]["render"] > 0
 
 
 def test_python_module_and_spark_submit_give_the_same_rows(tmp_path: Path) -> None:

@@ -4,9 +4,11 @@ reconciliation and the one table formatter."""
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from jobs.failures import StageError
@@ -89,7 +91,8 @@ def test_runner_checks_columns_names_jobs_and_releases_what_it_persisted(spark: 
         assert set(runner.seconds) == {"double"}
     assert not result.is_cached
     assert descriptions == ["instructmill test: double"]
-    assert spark.sparkContext.getLocalProperty("spark.job.description") is None
+    # Jobs after a step are still named: after the command.
+    assert spark.sparkContext.getLocalProperty("spark.job.description") == "instructmill test"
     # A failure names its stage (jobs.failures.StageError), the check's own error as cause.
     with pytest.raises(StageError, match=r"stage 'late' needs the columns \['missing'\]"):
         StageRunner(spark, "test").run(frame, [Stage("late", lambda f: f, needs=("missing",))])
@@ -113,3 +116,68 @@ def test_the_demo_build_reads_like_the_design_flow() -> None:
     ]  # fmt: skip
     # The wide rows are staged once, after the last stage that adds to them.
     assert [stage.name for stage in stages if stage.materialise] == ["tag"]
+
+
+@pytest.mark.spark
+def test_steps_keep_the_seconds_of_the_jobs_they_ran_and_the_clock_splits_a_pass(
+    spark: Any,
+) -> None:
+    from pyspark.sql import functions as F
+
+    from jobs.pipeline import Stage, StageRunner
+    from jobs.task_clock import TaskClock, spent
+
+    clock = TaskClock(spark.sparkContext)
+    meter = clock.meter("slow")
+
+    def slow(values: pa.Array) -> pa.Array:
+        with spent(meter):
+            time.sleep(0.2)
+            return values
+
+    udf = F.arrow_udf(slow, "long")
+    stages = [
+        Stage("plan only", lambda f: f.withColumn("x", udf(F.col("id")))),
+        Stage("also plan", lambda f: f.withColumn("y", F.col("x") + 1), materialise=True),
+    ]
+    with StageRunner(spark, "test") as runner:
+        runner.run(spark.range(8, numPartitions=2), stages, upstream=("read",))
+    # The stages only planned: their time is planning, the pass is timed where it ran.
+    assert set(runner.seconds) == {"read+plan only+also plan"}
+    assert runner.planning_seconds < runner.seconds["read+plan only+also plan"]
+    # Two partitions, one Arrow batch each: each task spent at least 0.2 s in the stage.
+    assert clock.seconds()["slow"] >= 0.4
+
+
+@pytest.mark.spark
+def test_the_progress_bar_names_the_step_that_runs(spark: Any) -> None:
+    import io
+    import threading
+
+    from pyspark.sql import functions as F
+
+    from jobs.pipeline import StageRunner
+    from jobs.progress import ConsoleProgress, progress_line
+
+    def slow(values: pa.Array) -> pa.Array:
+        time.sleep(1.5)
+        return values
+
+    udf = F.arrow_udf(slow, "long")
+    stream = io.StringIO()
+    progress = ConsoleProgress(spark.sparkContext, stream).start()
+    seen: list[str | None] = []
+
+    def poll() -> None:
+        time.sleep(1.0)
+        seen.append(progress_line(spark.sparkContext, "label"))
+
+    poller = threading.Thread(target=poll)
+    with StageRunner(spark, "test") as runner, runner.step("slow step"):
+        poller.start()
+        spark.range(4, numPartitions=2).select(udf(F.col("id")).alias("id")).collect()
+    poller.join()
+    progress.stop()
+    assert "[instructmill test: slow step | stage " in stream.getvalue()
+    assert seen[0] is not None and "/ 2]" in seen[0]  # two tasks in the stage
+    assert "\r" not in stream.getvalue()  # a log, not a terminal: whole lines

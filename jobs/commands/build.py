@@ -79,6 +79,7 @@ from jobs.stages.langid import langid_stage, ship_model, without_langid
 from jobs.stages.render import rendered_sources, with_run_columns
 from jobs.stages.repeats import REPEAT, DistinctKeys, without_repeats
 from jobs.stages.tag import TagPlan, tag_stage
+from jobs.task_clock import TaskClock
 from udfs.faults import inject
 
 log = logging.getLogger("instructmill")
@@ -100,9 +101,10 @@ def dedup_plan(plan: RunPlan) -> DedupPlan:
     )
 
 
-def _langid_stage(plan: RunPlan) -> Stage:
+def _langid_stage(plan: RunPlan, clock: TaskClock | None) -> Stage:
     if plan.langid is not None and plan.langid_model is not None:
-        return Stage("langid", langid_stage(plan.langid), LANGID_INPUTS, LANGID_COLUMNS)
+        meter = clock.meter("langid") if clock else None
+        return Stage("langid", langid_stage(plan.langid, meter), LANGID_INPUTS, LANGID_COLUMNS)
     return Stage("langid (off)", without_langid, adds=LANGID_COLUMNS)
 
 
@@ -149,20 +151,23 @@ def build_stages(
     decontaminating: Decontamination | None = None,
     keys: DistinctKeys | None = None,
     loads: EarlierLoads | None = None,
+    clock: TaskClock | None = None,
 ) -> list[Stage]:
     """The build after reading and rendering, as the design's flow reads: (with one template
     per record) signatures, language ID and tag, staged: the only pass over the wide rows;
-    then exclude, decontaminate and dedup, each a narrow table applied with a join."""
+    then exclude, decontaminate and dedup, each a narrow table applied with a join.
+    ``clock``: the executor seconds of the staged pass's Python stages."""
     pipeline = plan.pipeline
     decontaminating = decontaminating or decontamination(plan, staging)
     excluding = bool(pipeline.heldout_clusters) and pipeline.exclude_shared_sources
     signing = signs_while_staging(plan)
-    sign = Stage("sign", signing_stage(dedup_plan(plan)), ("dedup_text",), (MINHASH,))
+    signer = signing_stage(dedup_plan(plan), clock.meter("sign") if clock else None)
+    sign = Stage("sign", signer, ("dedup_text",), (MINHASH,))
     exclude = Stage("exclude", exclude_shared_sources(staging), EXCLUDE_INPUTS)
     return [
         Stage("run columns", with_run_columns(run.load_date, run.run_id), adds=RUN_COLUMNS),
         *([sign] if signing else []),
-        _langid_stage(plan),
+        _langid_stage(plan, clock),
         Stage("tag", tag_stage(TagPlan.of(plan)), TAG_INPUTS, TAG_COLUMNS, materialise=True),
         Stage("keys", (keys or DistinctKeys(staging)).stage, REPEAT_INPUTS, (REPEAT,)),
         *([exclude] if excluding else []),
@@ -275,8 +280,10 @@ def run_build(
         checks = decontamination(plan, staging)
         keys = DistinctKeys(staging)
         loads = earlier_loads(plan, run, staging)
-        stages = build_stages(plan, run, staging, checks, keys, loads)
-        rows = runner.run(rendered_sources(spark, plan.sources), stages)
+        clock = TaskClock(spark.sparkContext)
+        stages = build_stages(plan, run, staging, checks, keys, loads, clock)
+        sources = rendered_sources(spark, plan.sources, clock.meter("render"))
+        rows = runner.run(sources, stages, upstream=("read", "render"))
         with runner.step("count"):
             found = checks.report() if checks is not None else None
             repeated = keys.report()
@@ -285,7 +292,7 @@ def run_build(
             counts = count_rendered(rows)
             clusters = cluster_summary(rows.transform(accepted_rows)) if plan.dedup else None
             shared_ids = count_shared_ids(rows.transform(accepted_rows).transform(unique_rows))
-        _log_counts(counts, repeated, shared_ids, time.perf_counter() - started)
+        _log_counts(counts, repeated, shared_ids, clock.seconds())
         _write_outputs(runner, rows, staged, plan, counts, loads)
         with runner.step("count written"):
             written, rejected = _on_disk(spark, staged, run.run_id)
@@ -298,7 +305,7 @@ def run_build(
         decontamination=found, repeated_ids=repeated,
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3), spark=_spark_record(spark),
-        extra={"files": files, "stages": _stage_record(runner, staging, resume)},
+        extra={"files": files, "stages": _stage_record(runner, staging, resume, clock)},
     )  # fmt: skip
     document = manifest.to_dict()
     with runner.step("commit"):
@@ -310,22 +317,32 @@ def run_build(
     return manifest
 
 
-def _stage_record(runner: StageRunner, staging: Staging, resume: bool) -> dict[str, Any]:
-    """Each step's seconds and each staged dataset's fate (written, or reused by a resume)."""
+def _stage_record(
+    runner: StageRunner, staging: Staging, resume: bool, clock: TaskClock
+) -> dict[str, Any]:
+    """Each step's seconds (the steps that ran Spark jobs; a materialised step is named by
+    the stages it ran), the executor seconds of the staged pass's Python stages, and each
+    staged dataset's fate (written, or reused by a resume)."""
     return {
         "resumed": resume,
         "seconds": {name: round(value, 3) for name, value in runner.seconds.items()},
+        "planning_seconds": round(runner.planning_seconds, 3),
+        "task_seconds": clock.seconds(),
         "datasets": dict(staging.datasets),
     }
 
 
 def _log_counts(
-    counts: RenderedCounts, repeated: dict[str, Any], shared_ids: dict[str, int], seconds: float
-) -> None:
+    counts: RenderedCounts, repeated: dict[str, Any], shared_ids: dict[str, int],
+    task_seconds: dict[str, float],
+) -> None:  # fmt: skip
     log.info(
-        "render: %s rows, %s rejected, %s duplicates (%.1fs)", f"{counts.accepted:,}",
-        f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}", seconds,
+        "rows: %s accepted, %s rejected, %s duplicates", f"{counts.accepted:,}",
+        f"{counts.rejected:,}", f"{sum(counts.duplicates.values()):,}",
     )  # fmt: skip
+    # Each Python stage's own executor seconds: the staged pass runs them together.
+    for name, seconds in task_seconds.items():
+        log.info("%s: %.1f task seconds", name, seconds)
     for name, entry in repeated.items():
         log.warning(
             "render: %s: %s keys repeat (%s with several texts, told apart by content), "

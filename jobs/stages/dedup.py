@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
+from pyspark import Accumulator
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type
@@ -41,6 +42,7 @@ from jobs.schema import RECORD_KEY, is_accepted
 from jobs.stages.components import assign_components, connected_components
 from jobs.stages.field_dedup import field_check
 from jobs.stages.lsh import candidate_pairs, null_safe_join, verified_pairs
+from jobs.task_clock import spent
 from udfs.faults import inject
 from udfs.minhash import MINHASH_TYPE, lsh_params, minhash_batch, minhasher
 
@@ -99,15 +101,18 @@ FIELDS_CANDIDATE_MARGIN = 0.1
 ALL_PAIRS_UP_TO = 64
 
 
-def _signature_udf(plan: DedupPlan, deterministic: bool = False) -> Callable[..., Column]:
+def _signature_udf(
+    plan: DedupPlan, deterministic: bool = False, meter: Accumulator | None = None
+) -> Callable[..., Column]:
     settings = plan.settings
 
     def signatures(texts: pa.Array) -> pa.Array:
         inject("python-worker")  # a test's killed worker (udfs.faults)
-        hasher = minhasher(
-            settings.num_perm, settings.seed, settings.word_ngram, settings.char_ngram
-        )
-        return minhash_batch(texts, hasher, plan.bands, plan.rows)
+        with spent(meter):
+            hasher = minhasher(
+                settings.num_perm, settings.seed, settings.word_ngram, settings.char_ngram
+            )
+            return minhash_batch(texts, hasher, plan.bands, plan.rows)
 
     udf = F.arrow_udf(signatures, from_arrow_type(MINHASH_TYPE))
     # Non-deterministic so the optimizer never runs it once per field it feeds; deterministic
@@ -115,12 +120,14 @@ def _signature_udf(plan: DedupPlan, deterministic: bool = False) -> Callable[...
     return udf if deterministic else udf.asNondeterministic()  # type: ignore[no-any-return]
 
 
-def signing_stage(plan: DedupPlan) -> Callable[[DataFrame], DataFrame]:
+def signing_stage(
+    plan: DedupPlan, meter: Accumulator | None = None
+) -> Callable[[DataFrame], DataFrame]:
     """Rows -> the same rows with ``_minhash`` (``content_hash``, ``signature``,
     ``band_keys`` of ``dedup_text``). Applied right before language ID, Spark evaluates both
     UDFs in one Arrow pass (one ``ArrowEvalPython``): the texts cross into Python once.
     The struct is staged and read back field by field."""
-    signature = _signature_udf(plan, deterministic=True)
+    signature = _signature_udf(plan, deterministic=True, meter=meter)
 
     def stage(frame: DataFrame) -> DataFrame:
         return frame.withColumn(MINHASH, signature(F.col("dedup_text")))

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
-from pyspark import SparkFiles
+from pyspark import Accumulator, SparkFiles
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_type
 
 from jobs.schema import reject_where
+from jobs.task_clock import spent
 from udfs.langid import LANGID_RESULT, LANGID_STAGE, LangIdSettings, detect_arrays, identifier
 from udfs.language_codes import UNDETERMINED
 
@@ -52,7 +53,7 @@ def ship_model(spark: SparkSession, model_path: str, settings: LangIdSettings) -
     spark.sparkContext.addFile(str(named))
 
 
-def _detector(settings: LangIdSettings) -> Callable[..., Column]:
+def _detector(settings: LangIdSettings, meter: Accumulator | None) -> Callable[..., Column]:
     def detect(
         instruction: pa.Array,
         response: pa.Array,
@@ -61,19 +62,23 @@ def _detector(settings: LangIdSettings) -> Callable[..., Column]:
         language: pa.Array,
         target_language: pa.Array,
     ) -> pa.Array:
-        found = identifier(SparkFiles.get(settings.model_file))
-        return detect_arrays(
-            found, settings, instruction, response, content, target_content, language,
-            target_language,
-        )  # fmt: skip
+        with spent(meter):
+            found = identifier(SparkFiles.get(settings.model_file))
+            return detect_arrays(
+                found, settings, instruction, response, content, target_content, language,
+                target_language,
+            )  # fmt: skip
 
     # Non-deterministic only so the optimizer never evaluates it once per field it feeds.
     return F.arrow_udf(detect, RESULT_TYPE).asNondeterministic()  # type: ignore[no-any-return]
 
 
-def langid_stage(settings: LangIdSettings) -> Callable[[DataFrame], DataFrame]:
-    """``frame.transform(langid_stage(settings))`` on rendered rows (after ``ship_model``)."""
-    detect = _detector(settings)
+def langid_stage(
+    settings: LangIdSettings, meter: Accumulator | None = None
+) -> Callable[[DataFrame], DataFrame]:
+    """``frame.transform(langid_stage(settings))`` on rendered rows (after ``ship_model``);
+    ``meter`` sums the executor seconds spent identifying (``jobs.task_clock``)."""
+    detect = _detector(settings, meter)
 
     def stage(frame: DataFrame) -> DataFrame:
         inputs = ["instruction", "response", "content", "target_content", "language",

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 import pyarrow as pa
+from pyspark import Accumulator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
@@ -14,6 +15,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from jobs.config import SourcePlan
 from jobs.io.readers import read_source
 from jobs.layout import LOAD_DATE
+from jobs.task_clock import timed_batches
 from udfs.render_batches import RENDER_SCHEMA, RENDER_STAGE, RenderPlan, render_batches
 
 # Input records of the batch a row was rendered from, on the batch's first row (null on the
@@ -32,7 +34,9 @@ def _with_input_rows(batch: pa.RecordBatch, records: int) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([*batch.columns, counts], schema=STAGE_SCHEMA)
 
 
-def render_stage(plan: RenderPlan) -> Callable[[DataFrame], DataFrame]:
+def render_stage(
+    plan: RenderPlan, meter: Accumulator | None = None
+) -> Callable[[DataFrame], DataFrame]:
     """``frame.transform(render_stage(plan))``: one row per record and chosen template, with
     ``reason`` set on rejects, and ``_input_rows``. Templates compile once per Python worker
     (cached in udfs)."""
@@ -41,7 +45,8 @@ def render_stage(plan: RenderPlan) -> Callable[[DataFrame], DataFrame]:
         for batch in batches:
             # A batch past the output budget comes back in several: its input count goes
             # on the first, so the read count stays one per input record.
-            for n, rendered in enumerate(render_batches(plan, [batch])):
+            rendering = timed_batches(meter, render_batches(plan, [batch]))
+            for n, rendered in enumerate(rendering):
                 yield _with_input_rows(rendered, batch.num_rows if n == 0 else 0)
 
     def stage(frame: DataFrame) -> DataFrame:
@@ -63,11 +68,13 @@ def with_source_metadata(source: SourcePlan) -> Callable[[DataFrame], DataFrame]
     return stage
 
 
-def rendered_sources(spark: SparkSession, sources: Sequence[SourcePlan]) -> DataFrame:
+def rendered_sources(
+    spark: SparkSession, sources: Sequence[SourcePlan], meter: Accumulator | None = None
+) -> DataFrame:
     """Every source read and rendered, unioned into one frame of rows and rejects."""
     frames = [
         read_source(spark, source)
-        .transform(render_stage(source.render))
+        .transform(render_stage(source.render, meter))
         .transform(with_source_metadata(source))
         for source in sources
     ]
