@@ -37,6 +37,7 @@ from jobs.manifests.counts import (
     count_rendered,
     count_shared_ids,
 )
+from jobs.manifests.run_record import spark_record, stage_record
 from jobs.pipeline import Stage, StageRunner
 from jobs.runner import (
     EXIT_OK,
@@ -304,8 +305,8 @@ def run_build(
         plan, counted, run=run, clusters=clusters, output=_output_record(layout, plan),
         decontamination=found, repeated_ids=repeated,
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        seconds=round(time.perf_counter() - started, 3), spark=_spark_record(spark),
-        extra={"files": files, "stages": _stage_record(runner, staging, resume, clock)},
+        seconds=round(time.perf_counter() - started, 3), spark=spark_record(spark),
+        extra={"files": files, "stages": stage_record(runner, staging, resume, clock)},
     )  # fmt: skip
     document = manifest.to_dict()
     with runner.step("commit"):
@@ -315,21 +316,6 @@ def run_build(
              f"{document['totals']['written']:,}", f"{document['totals']['rejected']:,}",
              manifest.reconciled, layout.manifest)  # fmt: skip
     return manifest
-
-
-def _stage_record(
-    runner: StageRunner, staging: Staging, resume: bool, clock: TaskClock
-) -> dict[str, Any]:
-    """Each step's seconds (the steps that ran Spark jobs; a materialised step is named by
-    the stages it ran), the executor seconds of the staged pass's Python stages, and each
-    staged dataset's fate (written, or reused by a resume)."""
-    return {
-        "resumed": resume,
-        "seconds": {name: round(value, 3) for name, value in runner.seconds.items()},
-        "planning_seconds": round(runner.planning_seconds, 3),
-        "task_seconds": clock.seconds(),
-        "datasets": dict(staging.datasets),
-    }
 
 
 def _log_counts(
@@ -351,11 +337,6 @@ def _log_counts(
         )  # fmt: skip
     for name, count in sorted(shared_ids.items()):
         log.warning("render: %s: %s rows share their id with another row", name, f"{count:,}")
-
-
-def _spark_record(spark: SparkSession) -> dict[str, str]:
-    context = spark.sparkContext
-    return {"master": context.master, "app_id": context.applicationId, "version": spark.version}
 
 
 def build_command(args: argparse.Namespace) -> int:

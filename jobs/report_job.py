@@ -1,0 +1,10 @@
+"""`instructmill report ARGS` as `spark-submit jobs/report_job.py ARGS` or
+`python -m jobs.report_job ARGS`."""
+
+import runpy
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    sys.argv[1:1] = ["report"]
+    runpy.run_path(str(Path(__file__).with_name("cli.py")), run_name="__main__")
