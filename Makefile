@@ -14,7 +14,7 @@ MODEL  := models/lid.176.ftz
 # The executors' Python environment for `spark-submit --archives` (see jobs/dev/env_pack.py).
 ENV_ARCHIVE := dist/instructmill-env.tar.gz
 
-.PHONY: demo shared-data-demo mix-demo test lint format dist env-pack venv models reference-venv airflow-venv cluster-demo bench clean
+.PHONY: demo shared-data-demo mix-demo export-demo test lint format dist env-pack venv models reference-venv airflow-venv cluster-demo bench clean
 
 venv: $(STAMP)
 
@@ -46,12 +46,18 @@ airflow-venv: $(STAMP)
 
 demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/instructmill build --conf conf/demo.yaml --output $(OUT)
-	@echo "report: $(OUT)/_manifest.json"
+	@echo "manifest: $(OUT)/_manifest.json, report: $(OUT)/report.html"
 
 # Everything in ../shared/data in its own format (conf/examples/shared_data.yaml): UD as
 # structured tasks, SuperNI with demonstrations, promptsource datasets by name over HF folders.
 shared-data-demo: $(STAMP) $(MODEL)
 	$(VENV)/bin/instructmill build --conf conf/examples/shared_data.yaml --output out/shared_data
+
+# The demo build, then exported for TRL (messages, Parquet) and for LLaMA-Factory (alpaca).
+export-demo: demo
+	$(VENV)/bin/instructmill export --input $(OUT) --format trl-messages --file-format parquet \
+		--output $(OUT)-export
+	$(VENV)/bin/instructmill export --input $(OUT) --format alpaca --output $(OUT)-alpaca
 
 # The demo build, then a training mixture of it (conf/mixture.yaml) in $(OUT)-mix.
 mix-demo: demo

@@ -1,7 +1,9 @@
-"""The ``instructmill`` command: one parser for every subcommand (build, dedup, mix, check).
+"""The ``instructmill`` command: one parser for every subcommand (build, dedup, decontaminate,
+mix, check, export, report).
 
 Also the file spark-submit runs (``spark-submit jobs/cli.py build ...``, or ``jobs/build.py``,
-``jobs/dedup_job.py``, ``jobs/mix_job.py``, which hand their arguments here).
+``jobs/dedup_job.py``, ``jobs/mix_job.py``, ``jobs/export_job.py``, ``jobs/report_job.py``,
+which hand their arguments here).
 """
 
 from __future__ import annotations
@@ -22,13 +24,10 @@ from jobs.commands.build import build_command
 from jobs.commands.check import check_command
 from jobs.commands.decontaminate import decontaminate_command
 from jobs.commands.dedup import dedup_command
+from jobs.commands.export import add_export_arguments
 from jobs.commands.mix import mix_command
-
-MASTER_HELP = (
-    "Spark master URL (default: spark-submit's, else local[*,4]). local, local[N] and local[*] "
-    "get 4 task attempts (local[N,4]) so a killed Python worker is retried; name F yourself "
-    "with local[N,F] (local[N,1]: no retries)."
-)
+from jobs.commands.report import add_report_arguments
+from jobs.runner import MASTER_HELP
 
 
 def _build(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +99,15 @@ COMMANDS = {
     ),
     "mix": ("sample a mixture (caps, group weights, languages) of a build output", _mix),
     "check": ("validate the config and compile every template", _check),
+    "export": (
+        "write a build or mixture output as trainer-ready files (TRL, LLaMA-Factory, Aya) "
+        "with a Hub dataset card",
+        add_export_arguments,
+    ),
+    "report": (
+        "write OUTPUT/report.html for an existing build, mix or dedup output",
+        add_report_arguments,
+    ),
 }
 
 

@@ -88,6 +88,12 @@ def _code_archive(spark: SparkSession) -> str | None:
     return str(archive)
 
 
+MASTER_HELP = (
+    "Spark master URL (default: spark-submit's, else local[*,4]). local, local[N] and local[*] "
+    "get 4 task attempts (local[N,4]) so a killed Python worker is retried; name F yourself "
+    "with local[N,F] (local[N,1]: no retries)."
+)
+
 # Task attempts in local mode: Spark's local mode runs each task once (a killed or
 # out-of-memory Python worker fails the whole job) unless the master names F, local[N,F].
 LOCAL_TASK_ATTEMPTS = 4

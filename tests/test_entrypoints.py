@@ -88,6 +88,9 @@ def test_console_script(tmp_path: Path) -> None:
     assert staged_pass in done.stderr, done.stderr[-4000:]
     assert "[instructmill build: write data | stage " in done.stderr
     assert "[Stage " not in done.stderr
+    # Every build ends with its report (jobs.report), beside the manifest.
+    assert (tmp_path / "report.html").is_file()
+    assert f"report: {tmp_path / 'report.html'}" in done.stdout
     # The render line is the render stage's own executor time, not the build's so far.
     assert manifest["stages"]["task_seconds"]["render"] > 0
 

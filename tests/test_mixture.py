@@ -232,6 +232,9 @@ def test_mix_reconciles_and_prints_shares(mixes: dict[str, Any]) -> None:
     counts = manifest["counts"]
     assert mixes["exit"] == 0
     assert counts["reconciled"] is True
+    # The run ends with its report (jobs.report), named in what it prints.
+    assert (Path(mixes["a"]) / "report.html").is_file()
+    assert f"report: {mixes['a']}/report.html" in mixes["printed"]
     assert counts["read"] == ROWS
     assert counts["read"] == (
         counts["written"] + counts["other_split"] + counts["capped"] + counts["not_sampled"]

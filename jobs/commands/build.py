@@ -39,6 +39,7 @@ from jobs.manifests.counts import (
 )
 from jobs.manifests.run_record import spark_record, stage_record
 from jobs.pipeline import Stage, StageRunner
+from jobs.report import report_after_run
 from jobs.runner import (
     EXIT_OK,
     EXIT_UNRECONCILED,
@@ -366,10 +367,13 @@ def build_command(args: argparse.Namespace) -> int:
             # After the commit: the table points at committed folders only. Registering is
             # idempotent, so a failure here is mended by the next run.
             log.info("catalog: %s", json.dumps(catalog.register(spark, table, layout)))
+        report = report_after_run(spark, "build", plan.output)
         print()
         print(manifest.summary_table())
         print(f"\nrun {manifest.run_id}: data in {manifest.output['data']}")
         print(f"manifest: {layout.manifest}")
+        if report is not None:
+            print(f"report: {report}")
         problems = manifest.unreconciled()
         if problems:
             print("counts do not reconcile:\n  " + "\n  ".join(problems), file=sys.stderr)

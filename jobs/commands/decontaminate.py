@@ -26,6 +26,7 @@ from jobs.io.writer import write_partitioned
 from jobs.layout import OutputLayout
 from jobs.manifests.counts import per_source
 from jobs.pipeline import Stage, StageRunner
+from jobs.report import report_after_run
 from jobs.runner import EXIT_OK, EXIT_UNRECONCILED, config_failure, configure_logging, run_command
 from jobs.schema import REJECT_SCHEMA, is_accepted, rejected_rows, select_output, select_rejects
 from jobs.stages.decontaminate import (
@@ -140,8 +141,11 @@ def decontaminate_command(args: argparse.Namespace) -> int:
 
     def decontaminate(spark: SparkSession) -> int:
         manifest = run_decontaminate(spark, settings, args.input, args.output)
+        report = report_after_run(spark, "decontaminate", args.output)
         print(summary(manifest))
         print(f"manifest: {OutputLayout(args.output).manifest}")
+        if report is not None:
+            print(f"report: {report}")
         return EXIT_OK if manifest["totals"]["reconciled"] else EXIT_UNRECONCILED
 
     return run_command(

@@ -22,6 +22,7 @@ from jobs.layout import OutputLayout
 from jobs.manifests.counts import cluster_summary, per_source
 from jobs.manifests.dedup import DedupManifest
 from jobs.pipeline import Stage, StageRunner
+from jobs.report import report_after_run
 from jobs.runner import EXIT_OK, EXIT_UNRECONCILED, config_failure, configure_logging, run_command
 from jobs.schema import duplicate_rows, select_output, unique_rows
 from jobs.stages.dedup import DECISION_COLUMNS, DedupPlan, dedup_stage
@@ -94,8 +95,11 @@ def dedup_command(args: argparse.Namespace) -> int:
 
     def dedup(spark: SparkSession) -> int:
         manifest = run_dedup(spark, settings, args.input, args.output)
+        report = report_after_run(spark, "dedup", args.output)
         print(manifest.summary())
         print(f"manifest: {OutputLayout(args.output).manifest}")
+        if report is not None:
+            print(f"report: {report}")
         return EXIT_OK if manifest.reconciled else EXIT_UNRECONCILED
 
     return run_command("dedup", "instructmill dedup", args.master, {}, dedup)

@@ -36,6 +36,7 @@ from jobs.layout import OutputLayout
 from jobs.manifests.counts import count_by
 from jobs.manifests.mix import MixCounts, MixManifest
 from jobs.pipeline import Stage, StageRunner
+from jobs.report import report_after_run
 from jobs.runner import (
     EXIT_OK,
     EXIT_UNRECONCILED,
@@ -184,10 +185,13 @@ def _mix_job(
 ) -> Callable[[SparkSession], int]:
     def mix(spark: SparkSession) -> int:
         manifest = run_mix(spark, config, input_path, output_path)
+        report = report_after_run(spark, "mix", output_path)
         print()
         print(manifest.summary())
         print(f"\nmixture {manifest.run_id}: data in {manifest.output['data']}")
         print(f"manifest: {OutputLayout(output_path).mixture_manifest}")
+        if report is not None:
+            print(f"report: {report}")
         if not manifest.counts.reconciled:
             print("counts do not reconcile", file=sys.stderr)
             return EXIT_UNRECONCILED
