@@ -130,7 +130,9 @@ def _shown(text: Any, limit: int) -> str:
 
 def sample_rows(frame: DataFrame, per_source: int = SAMPLE_ROWS) -> dict[str, list[dict[str, str]]]:
     """The first ``per_source`` rows of each source in xxhash64(id) order: the same rows on
-    every run over the same output, spread over its partitions, and only their shown part."""
+    every run over the same output, spread over its partitions, and only their shown part.
+    A rank filter this small is planned with Spark's WindowGroupLimit: each task keeps its own
+    first rows per source before the shuffle, so a source's rows never meet in one task."""
     order = Window.partitionBy("source").orderBy(F.xxhash64("id"), "id", "run_id")
     texts = [F.substring(name, 1, limit + 1).alias(name) for name, limit in SHOWN_CHARS.items()]
     rank = F.row_number().over(order).alias("rank")
