@@ -284,7 +284,9 @@ def run_build(
         loads = earlier_loads(plan, run, staging)
         clock = TaskClock(spark.sparkContext)
         stages = build_stages(plan, run, staging, checks, keys, loads, clock)
-        sources = rendered_sources(spark, plan.sources, clock.meter("render"))
+        # Planning the reads runs small jobs of its own (a CSV's header, a file's schema).
+        with runner.step("sources"):
+            sources = rendered_sources(spark, plan.sources, clock.meter("render"))
         rows = runner.run(sources, stages, upstream=("read", "render"))
         with runner.step("count"):
             found = checks.report() if checks is not None else None
