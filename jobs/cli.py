@@ -1,5 +1,5 @@
 """The ``instructmill`` command: one parser for every subcommand (build, dedup, decontaminate,
-mix, check, export, report).
+mix, check, export, report, templates).
 
 Also the file spark-submit runs (``spark-submit jobs/cli.py build ...``, or ``jobs/build.py``,
 ``jobs/dedup_job.py``, ``jobs/mix_job.py``, ``jobs/export_job.py``, ``jobs/report_job.py``,
@@ -27,6 +27,7 @@ from jobs.commands.dedup import dedup_command
 from jobs.commands.export import add_export_arguments
 from jobs.commands.mix import mix_command
 from jobs.commands.report import add_report_arguments
+from jobs.commands.templates import add_templates_arguments
 from jobs.runner import MASTER_HELP
 
 
@@ -107,6 +108,11 @@ COMMANDS = {
     "report": (
         "write OUTPUT/report.html for an existing build, mix or dedup output",
         add_report_arguments,
+    ),
+    "templates": (
+        "paraphrase or translate templates with a chat model the user runs, check every "
+        "variant and write them for review",
+        add_templates_arguments,
     ),
 }
 

@@ -46,7 +46,7 @@ def load_jinja_file(path: Path) -> TemplateSpec:
     return TemplateSpec(template_id=template_id, name=template_id, jinja=text, origin=str(path))
 
 
-def _promptsource_entries(path: Path) -> list[dict[str, Any]]:
+def promptsource_entries(path: Path) -> list[dict[str, Any]]:
     try:
         doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_PromptsourceLoader)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -63,19 +63,38 @@ def _promptsource_entries(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+# What `instructmill templates paraphrase|translate` adds to a generated template's metadata:
+# where it came from and whether a person has reviewed it (the build's gate).
+GENERATED_KEYS = (
+    "generated_by",
+    "original_id",
+    "original_name",
+    "model",
+    "prompt_hash",
+    "meta_prompt",
+    "reviewed",
+)
+
+
 def _plain_metadata(metadata: Any) -> dict[str, Any] | None:
-    """promptsource's TemplateMetadata keys, as JSON-ready values."""
+    """promptsource's TemplateMetadata keys and ours, as JSON-ready values."""
     if not isinstance(metadata, dict):
         return None
-    keys = ("original_task", "choices_in_prompt", "languages", "metrics")
+    keys = ("original_task", "choices_in_prompt", "languages", "metrics", *GENERATED_KEYS)
     return {key: metadata[key] for key in keys if key in metadata}
+
+
+def generated_by(spec: TemplateSpec) -> str | None:
+    """``paraphrase`` or ``translate`` for a generated template, None for one written by hand."""
+    kind = (spec.metadata or {}).get("generated_by")
+    return str(kind) if kind else None
 
 
 def load_promptsource_file(path: Path, names: Sequence[str] | None = None) -> list[TemplateSpec]:
     """All templates of a promptsource file in file order, or the ones named in ``names``
     (in the order given)."""
     specs = []
-    for entry in _promptsource_entries(path):
+    for entry in promptsource_entries(path):
         choices = entry.get("answer_choices")
         metadata = entry.get("metadata")
         specs.append(

@@ -29,10 +29,12 @@ def check_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return config_failure(exc)
     for source in plan.sources:
+        skipped = len(source.skipped_templates)
         print(
             f"{source.name}: {source.format}, {len(source.paths)} path(s), "
-            f"{len(source.render.templates)} template(s), task "
-            f"{source.registry.task or 'per record'}, cluster {cluster_hint(plan, source)}"
+            f"{len(source.render.templates)} template(s)"
+            + (f" ({skipped} generated not used: see templates_skipped)" if skipped else "")
+            + f", task {source.registry.task or 'per record'}, cluster {cluster_hint(plan, source)}"
         )
     print(f"ok: {len(plan.sources)} sources -> {plan.output}")
     return EXIT_OK

@@ -77,6 +77,10 @@ class DatasetRegistry(Strict):
     origin_field: str | None = None
     license: str = Field(min_length=1)
     templates: list[str | TemplateRef] = Field(min_length=1)
+    # Variants written by `instructmill templates` (variants/templates.yaml beside a template
+    # file) join the source's templates once reviewed; `allow` also takes the unreviewed ones.
+    template_variants: bool = True
+    unreviewed_templates: Literal["skip", "allow"] = "skip"
     rename: dict[str, str] = Field(default_factory=dict)
     fields: dict[str, Literal[FIELD_TYPES]] = Field(default_factory=dict)  # type: ignore[valid-type]
     allow_empty: bool = False  # render null/blank fields as they are instead of rejecting

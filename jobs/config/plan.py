@@ -28,9 +28,11 @@ from jobs.config.sources import (
     registry_paths,
     resolve_path,
 )
+from jobs.config.template_variants import with_variants
 from udfs.langid import LangIdSettings
 from udfs.render_batches import RenderPlan
 from udfs.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
+from udfs.template_files import generated_by
 from udfs.templating import TemplateSpec, compile_template
 
 DEFAULT_TAXONOMY = str(Path(__file__).resolve().parents[2] / "conf" / "task_clusters.yaml")
@@ -42,6 +44,8 @@ class SourcePlan:
     registry_file: str
     paths: tuple[str, ...]
     render: RenderPlan  # what the executors need to render the source's records
+    # Generated templates left out: (template id, why), e.g. not yet reviewed.
+    skipped_templates: tuple[tuple[str, str], ...] = ()
 
     @property
     def name(self) -> str:
@@ -138,10 +142,13 @@ def _describe_source(source: SourcePlan) -> dict[str, Any]:
                 "name": spec.name,
                 "hash": spec.template_hash,
                 "origin": spec.origin,
+                # hand-written, or how it was generated (paraphrase, translate) and from which
+                "kind": generated_by(spec) or "hand-written",
                 **({"metadata": dict(spec.metadata)} if spec.metadata else {}),
             }
             for spec in source.render.templates
         },
+        "templates_skipped": dict(source.skipped_templates),
     }
 
 
@@ -202,9 +209,11 @@ def _check_formats(file: Path, registry: DatasetRegistry) -> None:
 
 
 def _render_plan(
-    file: Path, registry: DatasetRegistry, pipeline: PipelineConfig, roots: Sequence[Path]
+    file: Path,
+    registry: DatasetRegistry,
+    pipeline: PipelineConfig,
+    templates: tuple[TemplateSpec, ...],
 ) -> RenderPlan:
-    templates = load_templates(file, registry, roots)
     _check_formats(file, registry)
     superni = registry.superni
     return RenderPlan(
@@ -244,7 +253,9 @@ def load_registry(
     registry = validate(file, DatasetRegistry, load_yaml(file, "dataset registry"))
     check_taxonomy_names(file, registry, taxonomy)
     paths = registry_paths(file, registry)
-    return SourcePlan(registry, str(file), paths, _render_plan(file, registry, pipeline, roots))
+    templates, skipped = with_variants(file, registry, load_templates(file, registry, roots))
+    render = _render_plan(file, registry, pipeline, templates)
+    return SourcePlan(registry, str(file), paths, render, skipped)
 
 
 def promptsource_roots(file: Path, pipeline: PipelineConfig) -> tuple[Path, ...]:
