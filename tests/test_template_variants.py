@@ -26,6 +26,9 @@ from udfs.templating import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 NLI_RECORDS = ROOT / "data" / "samples" / "nli_en.jsonl"
+# Past the 2 s timeout the tests give the client; a reply that is not delayed comes in
+# milliseconds, so even a loaded machine does not time it out by mistake.
+SLOW = 4.5
 LABEL = '||| {{ ["entailment", "neither", "contradiction"][label] }}'
 
 GOOD = [
@@ -82,7 +85,7 @@ def test_reply_parsing() -> None:
 
 
 def _client(stub_endpoint: str, tmp_path: Path) -> ChatClient:
-    settings = ChatSettings(endpoint=stub_endpoint, model="stub", timeout=1.0, retries=2,
+    settings = ChatSettings(endpoint=stub_endpoint, model="stub", timeout=2.0, retries=2,
                             backoff=0.01, concurrency=2)  # fmt: skip
     return ChatClient(settings, ReplyCache(tmp_path / "cache"))
 
@@ -95,8 +98,8 @@ def test_client_retries_times_out_bounds_and_caches(tmp_path: Path) -> None:
     script = [
         ("rate", [Answer(status=429, headers={"Retry-After": "0"}), Answer(status=500),
                   variants("ok")]),
-        ("slow-once", [Answer(variants("late").content, delay=2.5), variants("on time")]),
-        ("always-slow", [Answer(variants("never").content, delay=2.5)]),
+        ("slow-once", [Answer(variants("late").content, delay=SLOW), variants("on time")]),
+        ("always-slow", [Answer(variants("never").content, delay=SLOW)]),
         ("forbidden", [Answer(status=401)]),
         ("many", [Answer(variants("x").content, delay=0.3)]),
     ]  # fmt: skip
@@ -126,7 +129,7 @@ def test_client_retries_times_out_bounds_and_caches(tmp_path: Path) -> None:
 def _paraphrase(target: Path, stub_endpoint: str, tmp_path: Path, *extra: str) -> int:
     return main([
         "templates", *extra[:1], str(target), "--endpoint", stub_endpoint, "--model", "stub",
-        "--timeout", "1", "--backoff", "0.01", "--cache-dir", str(tmp_path / "cache"), *extra[1:],
+        "--timeout", "2", "--backoff", "0.01", "--cache-dir", str(tmp_path / "cache"), *extra[1:],
     ])  # fmt: skip
 
 
@@ -253,7 +256,7 @@ def test_conf_paraphrase_is_reviewed_before_a_build_uses_it(spark, tmp_path, cap
         ("Does the premise entail", [Answer(status=429, headers={"Retry-After": "0"}),
                                      Answer(status=500),
                                      variants(GOOD[0], DROPPED, INVALID, GOOD[1], DUPLICATE)]),
-        ("can we conclude", [Answer(variants("too late").content, delay=2.5),
+        ("can we conclude", [Answer(variants("too late").content, delay=SLOW),
                              variants(*_nli_variants("can we conclude", "Yes, no, or maybe?"))]),
         ("assume accurate", [variants(*_nli_variants("is it true that", "True, false, or unknown?"))]),
         ("premise question label", [variants(*_nli_variants("entailment or not:",
